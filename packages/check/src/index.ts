@@ -1,0 +1,1 @@
+export type { CheckResult, History, Model, Operation, OperationStatus } from './types.js';
