@@ -462,11 +462,11 @@ export const s = {
     (w, v) => w.varuint(v),
     (r, at) => r.varuint(at),
   ),
-  /** Signed safe integer, zigzag varuint. */
+  /** Signed integer in [-2^52, 2^52-1] (so its zigzag form stays a safe integer), zigzag varuint. */
   int: integerSchema(
     'int',
-    Number.MIN_SAFE_INTEGER,
-    Number.MAX_SAFE_INTEGER,
+    -(2 ** 52),
+    2 ** 52 - 1,
     (w, v) => w.varuint(v >= 0 ? v * 2 : -v * 2 - 1),
     (r, at) => {
       const z = r.varuint(at);
