@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const IO_PACKAGES = new Set(['runtime-node', 'harness', 'cli']);
+const IO_PACKAGES = new Set(['runtime-node', 'harness', 'cli', 'benchkit']);
 const BANNED = [
   [/\bMath\.random\s*\(/, 'Math.random() (use the injected Rng)'],
   [/\bDate\.now\s*\(/, 'Date.now() (time comes from tick events)'],

@@ -70,7 +70,7 @@ function checkRecord(bytes: Uint8Array, offset: number): RecordCheck {
 function validRecordAfter(bytes: Uint8Array, from: number): boolean {
   for (let offset = from; offset + RECORD_HEADER_BYTES <= bytes.length; offset++) {
     const check = checkRecord(bytes, offset);
-    if (check.valid && check.length > 0) return true;
+    if (check.valid) return true;
     // An all-zero header "checks" only if crc32c of 8 zero bytes were 0, which it is not; so zeroed
     // preallocated space never counts as a record.
   }
