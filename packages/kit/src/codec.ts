@@ -293,7 +293,9 @@ export class Reader {
   /** `count` raw bytes, copied (so a long-lived value never pins a large network buffer). */
   raw(count: number, at = 'raw'): Uint8Array {
     this.need(count, at);
-    const value = this.bytes.slice(this.offset, this.offset + count);
+    // Explicit copy into a plain Uint8Array: on a Node Buffer, `slice` would return a view.
+    const value = new Uint8Array(count);
+    value.set(this.bytes.subarray(this.offset, this.offset + count));
     this.offset += count;
     return value;
   }
@@ -562,6 +564,11 @@ export const s = {
 
   /** One of a fixed list of strings, encoded as its index. */
   enum<const L extends readonly [string, ...string[]]>(values: L): Schema<L[number]> {
+    // Values are plain words so that the canonical text `enum(a|b)` stays unambiguous.
+    for (const value of values) {
+      if (!/^[A-Za-z0-9_.-]+$/.test(value)) throw new TypeError(`enum value must be a plain word, got "${value}"`);
+    }
+    if (new Set(values).size !== values.length) throw new TypeError('enum values must be distinct');
     const index = new Map<string, number>(values.map((v, i) => [v, i]));
     return {
       encode: (w, v) => w.varuint(index.get(v)!),
@@ -730,13 +737,17 @@ export const s = {
     };
   },
 
-  /** A recursive or late-bound schema. */
-  lazy<T>(get: () => Schema<T>): Schema<T> {
+  /**
+   * A recursive or late-bound schema. Its canonical text is `lazy:<name>`: the name stands for the
+   * type (describing it in full would recurse forever), so give each recursive type its own name.
+   */
+  lazy<T>(name: string, get: () => Schema<T>): Schema<T> {
+    if (!IDENTIFIER.test(name)) throw new TypeError(`lazy schema name must be an identifier, got "${name}"`);
     return {
       encode: (w, v) => get().encode(w, v),
       read: (r, at) => get().read(r, at),
       check: (value, path) => get().check(value, path),
-      describe: () => 'lazy',
+      describe: () => `lazy:${name}`,
     };
   },
 
@@ -766,7 +777,8 @@ export const s = {
           return `${path}: ${error instanceof Error ? error.message : String(error)}`;
         }
       },
-      describe: () => name ?? wire.describe(),
+      // The name documents the mapping; the wire type inside keeps the text a full description of the bytes.
+      describe: () => (name === undefined ? wire.describe() : `map:${name}(${wire.describe()})`),
     };
   },
 };
