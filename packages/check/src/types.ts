@@ -45,6 +45,21 @@ export interface Model<State, Input, Output> {
   partition?(history: History<Input, Output>): History<Input, Output>[];
   /** One line describing an operation, for counter-examples: `put(x, 3) -> ok`. */
   describe(input: Input, output: Output | undefined): string;
+  /**
+   * Optional: true when `input` never changes the state (a read). Such operations that ended 'info'
+   * constrain nothing (any output, same state), so the checker drops them before searching.
+   */
+  readOnly?(input: Input): boolean;
+  /**
+   * Optional: true when the outcome of `step` for `input` does not depend on the state (accepted in
+   * every state with the same resulting state, like a blind write). Lets the search skip orders of
+   * indeterminate operations that cannot matter; never changes the verdict.
+   */
+  overwrites?(input: Input): boolean;
+  /** Optional: names a sub-history returned by `partition` for counter-examples, e.g. `key "x"`. */
+  describePartition?(history: History<Input, Output>): string;
+  /** Optional: a short readable state for counter-examples (defaults to `key(state)`). */
+  describeState?(state: State): string;
 }
 
 export type CheckResult =

@@ -31,9 +31,15 @@ export interface Command {
   run?: (flags: Flags, positionals: string[]) => Promise<number> | number;
   /** Pass raw argv to `run` untouched (for commands that parse their own flags). */
   rawArgs?: (argv: string[]) => Promise<number> | number;
+  /**
+   * Exit code for a usage error (default 2). Client commands whose exit code 2 means "outcome
+   * unknown" (`dsys kv`) use 64 (EX_USAGE) so a script can tell the two apart.
+   */
+  usageExitCode?: number;
 }
 
 export class UsageError extends DsError<{ code: 'USAGE'; command: string }> {
+  exitCode = 2;
   constructor(command: string, message: string) {
     super({ code: 'USAGE', command }, message);
   }
@@ -72,20 +78,36 @@ export async function runCommand(command: Command, argv: string[], path: string[
     return await dispatch(command, argv, path);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`${error.detail.command}: ${error.message}\nRun '${error.detail.command} --help' for usage.\n`);
-      return 2;
+      process.stderr.write(
+        `${error.detail.command}: ${error.message}\nRun '${error.detail.command} --help' for usage.\n`,
+      );
+      return error.exitCode;
     }
     throw error;
   }
 }
 
 async function dispatch(command: Command, argv: string[], path: string[]): Promise<number> {
+  try {
+    return await dispatchInner(command, argv, path);
+  } catch (error) {
+    if (error instanceof UsageError && command.usageExitCode !== undefined && error.exitCode === 2) {
+      error.exitCode = command.usageExitCode;
+    }
+    throw error;
+  }
+}
+
+async function dispatchInner(command: Command, argv: string[], path: string[]): Promise<number> {
   const name = path.join(' ');
   const first = argv[0];
   if (command.subcommands && first !== undefined && !first.startsWith('-')) {
     const sub = command.subcommands.find((c) => c.name === first);
     if (sub === undefined) {
-      throw new UsageError(name, `unknown command '${first}' (commands: ${command.subcommands.map((c) => c.name).join(', ')})`);
+      throw new UsageError(
+        name,
+        `unknown command '${first}' (commands: ${command.subcommands.map((c) => c.name).join(', ')})`,
+      );
     }
     return dispatch(sub, argv.slice(1), [...path, sub.name]);
   }
@@ -103,7 +125,11 @@ async function dispatch(command: Command, argv: string[], path: string[]): Promi
   }
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [flag, spec] of Object.entries(command.flags ?? {})) {
-    options[flag] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) };
+    options[flag] = {
+      type: spec.type,
+      ...(spec.short ? { short: spec.short } : {}),
+      ...(spec.multiple ? { multiple: true } : {}),
+    };
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {

@@ -1,8 +1,8 @@
 /**
- * The process-group runner behind `dsys <system> up`: print `ready: <client endpoints>`, then keep the
- * cluster up until SIGINT/SIGTERM (stop every node by PID, exit code 0) or until a node dies on its
- * own (say which, quote its log tail, stop the rest, exit code 1). A second signal while stopping
- * SIGKILLs whatever is left at once.
+ * The process-group runner behind `dsys <system> up` and `dsys up`: print `ready: <client endpoints>`,
+ * then keep the cluster(s) up until SIGINT/SIGTERM (stop every node by PID, exit code 0) or until a
+ * node dies on its own (say which, quote its log tail, stop the rest, exit code 1). A second signal
+ * while stopping SIGKILLs whatever is left at once.
  */
 import type { Cluster, NodeExitEvent } from './cluster.js';
 import { describeExit } from './node-process.js';
@@ -17,14 +17,34 @@ export interface ForegroundOptions {
   readonly err?: NodeJS.WritableStream;
 }
 
+/** One cluster of a `dsys up` that runs several systems at once. */
+export interface NamedCluster {
+  readonly name: string;
+  readonly cluster: Cluster;
+  /** What to print for this system after its endpoints (how to reach it), one or more lines. */
+  readonly howToReach?: string;
+}
+
 type Ending =
   | { readonly kind: 'signal'; readonly signal: NodeJS.Signals }
-  | { readonly kind: 'crash'; readonly event: NodeExitEvent };
+  | { readonly kind: 'crash'; readonly name: string; readonly event: NodeExitEvent };
 
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** Resolves with the exit code once the cluster has been stopped. */
-export async function runClusterForeground(cluster: Cluster, options: ForegroundOptions = {}): Promise<number> {
+export function runClusterForeground(cluster: Cluster, options: ForegroundOptions = {}): Promise<number> {
+  return runClustersForeground([{ name: '', cluster }], options);
+}
+
+/**
+ * Several clusters as one foreground group. With one unnamed cluster it prints just
+ * `ready: <endpoints>`; with several it prints `<name>: ready: <endpoints>` and the how-to line for
+ * each, then a last `ready: <name>=<endpoints>; ...` line once all serve.
+ */
+export async function runClustersForeground(
+  clusters: readonly NamedCluster[],
+  options: ForegroundOptions = {},
+): Promise<number> {
   const out = options.out ?? process.stdout;
   const err = options.err ?? process.stderr;
   const release = claimSignals();
@@ -40,42 +60,69 @@ export async function runClusterForeground(cluster: Cluster, options: Foreground
       return;
     }
     err.write(`harness: ${signal} again; killing all nodes now\n`);
-    for (const id of cluster.ids) {
-      const pid = cluster.pid(id);
-      if (pid !== null) signalProcess(pid, 'SIGKILL');
+    for (const { cluster } of clusters) {
+      for (const id of cluster.ids) {
+        const pid = cluster.pid(id);
+        if (pid !== null) signalProcess(pid, 'SIGKILL');
+      }
     }
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
-  const unsubscribe = cluster.onExit((event) => {
-    if (!event.expected) finish({ kind: 'crash', event });
-  });
+  const unsubscribes = clusters.map(({ name, cluster }) =>
+    cluster.onExit((event) => {
+      if (!event.expected) finish({ kind: 'crash', name, event });
+    }),
+  );
   try {
-    const down = cluster.ids.find((id) => !cluster.isRunning(id));
-    if (down !== undefined) {
-      const logTail = cluster.logTail(down);
-      finish({
-        kind: 'crash',
-        event: { id: down, pid: -1, exit: { code: null, signal: null }, expected: false, logTail },
-      });
+    const down = findDownNode(clusters);
+    if (down !== null) {
+      finish(down);
     } else {
-      out.write(`ready: ${cluster.endpoints().join(',')}\n`);
-      options.onReady?.(cluster.endpoints());
+      const all: string[] = [];
+      const single = clusters.length === 1 && clusters[0]!.name === '';
+      for (const { name, cluster, howToReach } of clusters) {
+        const endpoints = cluster.endpoints();
+        all.push(...endpoints);
+        if (!single) out.write(`${name}: ready: ${endpoints.join(',')}\n`);
+        if (howToReach !== undefined) out.write(`${howToReach.trimEnd()}\n`);
+      }
+      if (single) out.write(`ready: ${all.join(',')}\n`);
+      else
+        out.write(
+          `ready: ${clusters.map(({ name, cluster }) => `${name}=${cluster.endpoints().join(',')}`).join('; ')}\n`,
+        );
+      options.onReady?.(all);
     }
     const ending = await ended;
-    if (ending.kind === 'crash') err.write(crashReport(ending.event));
-    await cluster.stopAll();
+    if (ending.kind === 'crash') err.write(crashReport(ending.name, ending.event));
+    await Promise.all(clusters.map(({ cluster }) => cluster.stopAll()));
     return ending.kind === 'crash' ? 1 : 0;
   } finally {
-    unsubscribe();
+    for (const unsubscribe of unsubscribes) unsubscribe();
     for (const signal of STOP_SIGNALS) process.removeListener(signal, onSignal);
     release();
   }
 }
 
-function crashReport(event: NodeExitEvent): string {
+function findDownNode(clusters: readonly NamedCluster[]): Ending | null {
+  for (const { name, cluster } of clusters) {
+    const down = cluster.ids.find((id) => !cluster.isRunning(id));
+    if (down !== undefined) {
+      const logTail = cluster.logTail(down);
+      return {
+        kind: 'crash',
+        name,
+        event: { id: down, pid: -1, exit: { code: null, signal: null }, expected: false, logTail },
+      };
+    }
+  }
+  return null;
+}
+
+function crashReport(name: string, event: NodeExitEvent): string {
   const how =
     event.pid === -1 ? 'was not running' : `(pid ${event.pid}) exited unexpectedly: ${describeExit(event.exit)}`;
   const tail =
     event.logTail.length > 0 ? `\n--- last ${event.logTail.length} log lines ---\n${event.logTail.join('\n')}` : '';
-  return `node ${event.id} ${how}${tail}\n`;
+  return `${name === '' ? '' : `${name}: `}node ${event.id} ${how}${tail}\n`;
 }

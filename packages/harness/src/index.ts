@@ -15,7 +15,12 @@ export {
   type FaultProxyStats,
   type LinkMode,
 } from './fault-proxy.js';
-export { type ForegroundOptions, runClusterForeground } from './foreground.js';
+export {
+  type ForegroundOptions,
+  type NamedCluster,
+  runClusterForeground,
+  runClustersForeground,
+} from './foreground.js';
 export {
   ClientNumbers,
   classifyErrorDefault,

@@ -10,13 +10,18 @@
  * - `@dsys/sim`: virtual time, seeded faults, many nodes in one process;
  * - `@dsys/runtime-node`: TCP, real timers, files with fsync.
  *
- * Effect-order contract (both drivers honour it):
- * 1. Effects run in the order returned.
- * 2. A `persist` with `sync: true` (and every `compact`) is a barrier: effects after it in the same
- *    batch start only once it is durable. So "persist term+vote, then send the vote" is written as
- *    `[persist, send]` and can never send first. Effects *before* it are not delayed (a Raft leader
- *    may send AppendEntries to followers in parallel with its own fsync by ordering `[send, persist]`).
- * 3. A persist/compact with an `ack` number produces a later `{ type: 'persisted', ack }` event once durable.
+ * Effect-order contract (both drivers honour it, with the same code shape):
+ * 1. Effects run in the order returned, across steps too: one FIFO for the node's life.
+ * 2. Storage effects (`persist`, `compact`) reach the log at once and in that order, so the disk never
+ *    holds a later record without the earlier ones.
+ * 3. A `persist` with `sync: true` (and every `compact`) is a barrier: every later `send` or `reply`,
+ *    of this step or a later one, goes out only once the barrier is durable. So "persist term+vote,
+ *    then send the vote" is written `[persist, send]` and can never send first. Effects *before* it
+ *    are not delayed (a Raft leader may send AppendEntries to followers in parallel with its own
+ *    fsync by ordering `[send, persist]`). A later record may become durable in the same fsync as an
+ *    earlier barrier (group commit); that is indistinguishable from the strict order with the sends in
+ *    between lost, which the network model allows anyway.
+ * 4. A persist/compact with an `ack` number produces a later `{ type: 'persisted', ack }` event once durable.
  */
 import type { ClientId, NodeId, RequestId } from './ids.js';
 import type { Rng } from './rng.js';

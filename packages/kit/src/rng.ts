@@ -105,7 +105,7 @@ export class Rng {
 
   /** Uniform integer in [0, bound), bound in [1, 2^32]; unbiased (rejection sampling). */
   int(bound: number): number {
-    assert(Number.isInteger(bound) && bound >= 1 && bound <= TWO_POW_32, `Rng.int: bad bound ${bound}`);
+    if (!(Number.isInteger(bound) && bound >= 1 && bound <= TWO_POW_32)) assert(false, `Rng.int: bad bound ${bound}`);
     const limit = TWO_POW_32 - (TWO_POW_32 % bound);
     for (;;) {
       const value = this.u32();
@@ -115,13 +115,13 @@ export class Rng {
 
   /** Uniform integer in [low, high], both inclusive. */
   between(low: number, high: number): number {
-    assert(high >= low, `Rng.between: high ${high} < low ${low}`);
+    if (!(high >= low)) assert(false, `Rng.between: high ${high} < low ${low}`);
     return low + this.int(high - low + 1);
   }
 
   /** True with probability numerator/denominator (integer ratio, as TigerBeetle's `Ratio`). */
   chance(numerator: number, denominator: number): boolean {
-    assert(denominator > 0 && numerator >= 0, `Rng.chance: bad ratio ${numerator}/${denominator}`);
+    if (!(denominator > 0 && numerator >= 0)) assert(false, `Rng.chance: bad ratio ${numerator}/${denominator}`);
     if (numerator >= denominator) return true;
     if (numerator === 0) return false;
     return this.int(denominator) < numerator;

@@ -1,0 +1,30 @@
+export {
+  type AbdMessage,
+  type AbdRecord,
+  type AbdRequest,
+  type AbdResponse,
+  type AbdSnapshot,
+  compareTags,
+  formatTag,
+  messageSchema,
+  recordSchema,
+  requestSchema,
+  responseSchema,
+  snapshotSchema,
+  TAG_ZERO,
+  type Tag,
+  tagSchema,
+  VALUE_BYTES_MAX,
+  valueSchema,
+} from './messages.js';
+export {
+  ABD_CONFIG_DEFAULT,
+  type AbdConfig,
+  AbdError,
+  type AbdErrorDetail,
+  type AbdMutation,
+  type AbdState,
+  abdProtocol,
+  recover,
+} from './protocol.js';
+export { type AbdShared, abdSim, defineAbdSim } from './sim.js';

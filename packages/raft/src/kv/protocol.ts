@@ -1,0 +1,691 @@
+/**
+ * `kvProtocol`: the replicated key-value service as a kit `Protocol`, so the simulator and the real
+ * runtime drive it alike. It maps kit events to the Raft core and the core's `Ready` batches to kit
+ * effects, keeping the core's order contract with kit's barriers:
+ *
+ *   send(messages) · reply(applied writes, served reads) · persist|compact (synced: a barrier) ·
+ *   send(messagesAfterPersist)
+ *
+ * Replies may precede the write of the same batch: they answer entries that were already committed
+ * and durable here (the core hands out only those). Votes and AppendEntries acknowledgements follow
+ * the barrier. When a batch has promises to send but writes nothing itself while an earlier synced
+ * write is still in flight, an empty synced persist serves as the barrier (the disk is FIFO).
+ *
+ * Durable records are those of records.ts; a compaction (`compact` effect) re-persists the retained
+ * log tail and the hard state after the snapshot, atomically.
+ */
+import {
+  assert,
+  type ClientId,
+  DsError,
+  type Effect,
+  type Event,
+  encode,
+  type NodeContext,
+  type NodeId,
+  type Protocol,
+  type RequestId,
+  validate,
+} from '@dsys/kit';
+import { type RaftConfig, validateRaftConfig } from '../config.js';
+import type { RaftMessage } from '../messages.js';
+import { type PersistAck, RaftCore, type RaftError, type Ready } from '../raft-core.js';
+import {
+  encodeEntriesRecord,
+  encodeHardStateRecord,
+  encodeSnapshot,
+  RaftRecoveryError,
+  recoverDurable,
+} from '../records.js';
+import { type ConfState, EMPTY_CONF_STATE, type Entry, type LogIndex, type RaftRole, type Snapshot } from '../types.js';
+import {
+  type KvCommand,
+  type KvErrorCode,
+  type KvRequest,
+  type KvResponse,
+  kvCommandSchema,
+  kvRequestSchema,
+  SCAN_LIMIT_MAX,
+} from './schema.js';
+import { type KvApplyResult, KvStateMachine } from './state-machine.js';
+
+/** Instrumentation for checkers (the simulator's state-machine-safety check); never affects the protocol. */
+export interface KvObserver {
+  /** The node's state machine now reflects the log through `index` (boot, or a snapshot restored). */
+  reset(node: NodeId, index: LogIndex): void;
+  /** The node applied `entry` (in order, each once per incarnation). */
+  applied(node: NodeId, entry: Entry): void;
+}
+
+export interface KvConfig {
+  readonly raft: RaftConfig;
+  /** Voters of the initial cluster (null: every peer). A node not listed starts empty, waiting to be added. */
+  readonly initialVoters: readonly NodeId[] | null;
+  /** Take a snapshot and compact the log once this many entries are applied past the last snapshot. */
+  readonly snapshotEntries: number;
+  readonly sessionTimeoutMs: number;
+  readonly sessionsMax: number;
+  /** Client writes waiting for their entry to apply, per node; beyond it, BUSY. */
+  readonly pendingProposalsMax: number;
+  /** Client reads waiting for ReadIndex or apply, per node; beyond it, BUSY. */
+  readonly pendingReadsMax: number;
+  readonly observer?: KvObserver;
+}
+
+export class KvConfigError extends DsError<{ code: 'INVALID_KV_CONFIG'; field: string; reason: string }> {
+  constructor(field: string, reason: string) {
+    super({ code: 'INVALID_KV_CONFIG', field, reason }, `kv config ${field}: ${reason}`);
+  }
+}
+
+export type KvConfigInput = Partial<Omit<KvConfig, 'raft'>> & { readonly raft?: Partial<RaftConfig> };
+
+/** Fills defaults and validates (throws `KvConfigError` or `RaftConfigError`). */
+export function kvConfig(input: KvConfigInput = {}): KvConfig {
+  const config: KvConfig = {
+    initialVoters: null,
+    snapshotEntries: 1000,
+    sessionTimeoutMs: 60_000,
+    sessionsMax: 10_000,
+    pendingProposalsMax: 4096,
+    pendingReadsMax: 4096,
+    ...input,
+    raft: validateRaftConfig(input.raft),
+  };
+  for (const field of [
+    'snapshotEntries',
+    'sessionTimeoutMs',
+    'sessionsMax',
+    'pendingProposalsMax',
+    'pendingReadsMax',
+  ] as const) {
+    const value = config[field];
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new KvConfigError(field, `must be a positive integer, got ${value}`);
+  }
+  if (config.initialVoters !== null && config.initialVoters.length === 0) {
+    throw new KvConfigError('initialVoters', 'must name at least one voter');
+  }
+  return Object.freeze(config);
+}
+
+type KvEffect = Effect<RaftMessage, KvResponse>;
+
+/** Retries of one in-flight write that wait on its entry. */
+const WAITERS_MAX = 8;
+type KvEvent = Event<RaftMessage, KvRequest>;
+
+interface Waiter {
+  readonly client: ClientId;
+  readonly requestId: RequestId;
+}
+
+interface PendingWrite {
+  /** The client's request and any retries of it that arrived while the entry was in flight. */
+  readonly waiters: Waiter[];
+  readonly term: number;
+  readonly kind: 'write' | 'openSession' | 'changeMembership';
+  /** `sessionId:seq` of a write, so that a retry joins the entry already proposed. */
+  readonly key: string | null;
+}
+
+/** A step's storage work, gathered over all the core's Ready batches of that step. */
+interface StepWrite {
+  readonly records: Uint8Array[];
+  readonly acks: PersistAck[];
+  sync: boolean;
+  snapshot: boolean;
+}
+
+interface PendingRead {
+  readonly client: ClientId;
+  readonly requestId: RequestId;
+  readonly request: Extract<KvRequest, { type: 'get' | 'scan' }>;
+}
+
+export class KvNode {
+  readonly id: NodeId;
+  readonly config: KvConfig;
+  readonly core: RaftCore;
+  machine: KvStateMachine;
+  /** Index through which `machine` has applied the log. */
+  appliedIndex: LogIndex;
+  /** The node's local clock (the last tick's `nowMs`), stamped on commands for session expiry. */
+  nowMs: number;
+  private readonly pendingWrites = new Map<number, PendingWrite>();
+  /** `sessionId:seq` -> index of the pending entry that carries that write. */
+  private readonly pendingBySession = new Map<string, number>();
+  /** Promises (votes, acknowledgements) waiting for earlier writes that are still in flight. */
+  private deferred: {
+    readonly afterAck: number;
+    readonly messages: readonly { to: NodeId; message: RaftMessage }[];
+  }[] = [];
+  private readonly pendingReads = new Map<number, PendingRead>();
+  private readsAwaitingApply: { index: LogIndex; read: PendingRead }[] = [];
+  private readIdNext = 1;
+  /** Storage acks in flight: kit ack number -> the core's acks it covers. */
+  private readonly acks = new Map<number, readonly PersistAck[]>();
+  private ackNext = 1;
+  private role: RaftRole;
+  /** A snapshot the core is about to restore, decoded once when vetted. */
+  private incomingSnapshot: { index: LogIndex; machine: KvStateMachine } | null = null;
+  /** Requests refused as malformed, for logs. */
+  badRequests = 0;
+
+  constructor(context: NodeContext<KvConfig>) {
+    const config = context.config;
+    this.id = context.id;
+    this.config = config;
+    this.nowMs = context.nowMs;
+    const recovered = recoverDurable(context.durable);
+    if (!recovered.ok) throw recovered.error;
+    const { hardState, snapshot, entries } = recovered.value;
+    this.machine = this.machineFrom(snapshot);
+    this.appliedIndex = snapshot?.meta.index ?? (0 as LogIndex);
+    this.core = new RaftCore({
+      id: context.id,
+      config: config.raft,
+      rng: context.rng,
+      hardState,
+      snapshot,
+      entries,
+      bootstrapConfig: bootstrapConfig(context.id, config.initialVoters ?? context.peers),
+      acceptSnapshot: (incoming) => this.vetSnapshot(incoming),
+    });
+    this.role = this.core.role;
+    config.observer?.reset(this.id, this.appliedIndex);
+  }
+
+  private limits() {
+    return { sessionTimeoutMs: this.config.sessionTimeoutMs, sessionsMax: this.config.sessionsMax };
+  }
+
+  private machineFrom(snapshot: Snapshot | null): KvStateMachine {
+    if (snapshot === null) return new KvStateMachine(this.limits());
+    const restored = KvStateMachine.restore(snapshot.data, this.limits());
+    if (!restored.ok) {
+      throw new RaftRecoveryError({
+        code: 'CORRUPT_SNAPSHOT',
+        reason: `kv state does not decode: ${restored.error.code}`,
+      });
+    }
+    return restored.value;
+  }
+
+  private vetSnapshot(snapshot: Snapshot): boolean {
+    const restored = KvStateMachine.restore(snapshot.data, this.limits());
+    if (!restored.ok) return false;
+    this.incomingSnapshot = { index: snapshot.meta.index, machine: restored.value };
+    return true;
+  }
+
+  step(event: KvEvent): KvEffect[] {
+    const effects: KvEffect[] = [];
+    switch (event.type) {
+      case 'tick':
+        this.nowMs = event.nowMs;
+        this.core.tick();
+        break;
+      case 'receive':
+        this.core.step(event.from, event.message);
+        break;
+      case 'request':
+        this.handleRequest(event.client, event.requestId, event.request, effects);
+        break;
+      case 'persisted': {
+        const acks = this.acks.get(event.ack);
+        if (acks !== undefined) {
+          this.acks.delete(event.ack);
+          for (const ack of acks) this.core.persisted(ack);
+        }
+        this.releaseDeferred(effects);
+        break;
+      }
+    }
+    this.drain(effects);
+    return effects;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Client requests
+
+  private handleRequest(client: ClientId, requestId: RequestId, request: KvRequest, effects: KvEffect[]): void {
+    const reply = (response: KvResponse): void => {
+      effects.push({ type: 'reply', client, requestId, response });
+    };
+    const checked = validate(kvRequestSchema, request);
+    if (!checked.ok) {
+      this.badRequests++;
+      reply(this.error('BAD_REQUEST', checked.error));
+      return;
+    }
+    switch (request.type) {
+      case 'status':
+        reply(this.status());
+        return;
+      case 'get':
+      case 'scan':
+        this.handleRead(client, requestId, request, reply);
+        return;
+      case 'openSession':
+        this.propose(client, requestId, 'openSession', { type: 'openSession', timeMs: this.timeMs() }, reply);
+        return;
+      case 'put':
+      case 'delete':
+      case 'cas':
+        this.handleWrite(client, requestId, request, reply);
+        return;
+      case 'changeMembership':
+        this.handleMembership(client, requestId, request, reply);
+        return;
+      case 'transferLeader': {
+        const accepted = this.core.transferLeader(request.to);
+        reply(accepted.ok ? { type: 'transferLeader' } : this.raftError(accepted.error));
+        return;
+      }
+    }
+  }
+
+  private handleWrite(
+    client: ClientId,
+    requestId: RequestId,
+    request: Extract<KvRequest, { type: 'put' | 'delete' | 'cas' }>,
+    reply: (response: KvResponse) => void,
+  ): void {
+    if (this.core.role !== 'leader') {
+      reply(this.notLeader());
+      return;
+    }
+    // Dissertation §6.3: a retry of a write that was applied already is answered from the session.
+    const cached = this.machine.cachedResult(request.sessionId, request.seq);
+    if (cached !== null) {
+      reply(cached);
+      return;
+    }
+    const { sessionId, seq, ...op } = request;
+    // A retry of a write that is still in flight joins it instead of growing the log.
+    const key = `${sessionId}:${seq}`;
+    const inFlight = this.pendingBySession.get(key);
+    if (inFlight !== undefined) {
+      const waiters = this.pendingWrites.get(inFlight)!.waiters;
+      // Bounded: a client that keeps retrying waits on its latest attempts only.
+      if (waiters.length >= WAITERS_MAX) waiters.shift();
+      waiters.push({ client, requestId });
+      return;
+    }
+    const command: KvCommand = { type: 'write', sessionId, seq, timeMs: this.timeMs(), op };
+    this.propose(client, requestId, 'write', command, reply, key);
+  }
+
+  private propose(
+    client: ClientId,
+    requestId: RequestId,
+    kind: PendingWrite['kind'],
+    command: KvCommand,
+    reply: (response: KvResponse) => void,
+    key: string | null = null,
+  ): void {
+    if (this.core.role !== 'leader') {
+      reply(this.notLeader());
+      return;
+    }
+    if (this.pendingWrites.size >= this.config.pendingProposalsMax) {
+      reply(this.error('BUSY', `${this.pendingWrites.size} writes pending`));
+      return;
+    }
+    const proposed = this.core.propose(encode(kvCommandSchema, command));
+    if (!proposed.ok) {
+      reply(this.raftError(proposed.error));
+      return;
+    }
+    this.pendingWrites.set(proposed.index, { waiters: [{ client, requestId }], term: proposed.term, kind, key });
+    if (key !== null) this.pendingBySession.set(key, proposed.index);
+  }
+
+  private handleMembership(
+    client: ClientId,
+    requestId: RequestId,
+    request: Extract<KvRequest, { type: 'changeMembership' }>,
+    reply: (response: KvResponse) => void,
+  ): void {
+    if (this.core.role !== 'leader') {
+      reply(this.notLeader());
+      return;
+    }
+    if (this.pendingWrites.size >= this.config.pendingProposalsMax) {
+      reply(this.error('BUSY', 'writes pending'));
+      return;
+    }
+    const proposed = this.core.proposeConfChange(request.changes);
+    if (!proposed.ok) {
+      reply(this.raftError(proposed.error));
+      return;
+    }
+    this.pendingWrites.set(proposed.index, {
+      waiters: [{ client, requestId }],
+      term: proposed.term,
+      kind: 'changeMembership',
+      key: null,
+    });
+  }
+
+  private handleRead(
+    client: ClientId,
+    requestId: RequestId,
+    request: Extract<KvRequest, { type: 'get' | 'scan' }>,
+    reply: (response: KvResponse) => void,
+  ): void {
+    if (request.type === 'scan' && request.limit > SCAN_LIMIT_MAX) {
+      reply(this.error('BAD_REQUEST', `scan limit ${request.limit} over ${SCAN_LIMIT_MAX}`));
+      return;
+    }
+    if (this.core.role !== 'leader') {
+      reply(this.notLeader());
+      return;
+    }
+    if (this.pendingReads.size + this.readsAwaitingApply.length >= this.config.pendingReadsMax) {
+      reply(this.error('BUSY', 'reads pending'));
+      return;
+    }
+    const readId = this.readIdNext++;
+    const accepted = this.core.readIndex(readId);
+    if (!accepted.ok) {
+      reply(this.raftError(accepted.error));
+      return;
+    }
+    this.pendingReads.set(readId, { client, requestId, request });
+  }
+
+  private timeMs(): number {
+    return Math.max(0, Math.floor(this.nowMs));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Core output -> effects
+
+  /**
+   * Turns every Ready the core has into effects. All of a step's storage work becomes ONE effect, after
+   * the sends and replies and before the promises: kit runs the effects behind a barrier only when the
+   * barrier is durable, while the next step's effects start at once, so a second storage effect behind
+   * the first could reach the disk after a later step's write (and a compaction could then drop it).
+   */
+  private drain(effects: KvEffect[]): void {
+    const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false };
+    const promises: { to: NodeId; message: RaftMessage }[] = [];
+    for (let rounds = 0; this.core.hasReady(); rounds++) {
+      assert(rounds < 1000, 'KvNode.drain: the core keeps producing output');
+      const ready = this.core.ready();
+      this.handleReady(ready, effects);
+      if (ready.snapshot !== null) write.snapshot = true;
+      // Entries before the hard state: a crash between the two loses the commit index, never entries it names.
+      if (ready.entries.length > 0) write.records.push(encodeEntriesRecord(ready.entries));
+      if (ready.hardState !== null) write.records.push(encodeHardStateRecord(ready.hardState));
+      if (ready.persistAck !== null) write.acks.push(ready.persistAck);
+      if (ready.mustSync) write.sync = true;
+      promises.push(...ready.messagesAfterPersist);
+    }
+    this.noticeRoleChange(effects);
+    const barrier = this.persist(write, effects);
+    if (promises.length === 0) return;
+    if (barrier || this.acks.size === 0) {
+      // Behind this step's own synced write, or nothing is in flight at all.
+      for (const outgoing of promises) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
+      return;
+    }
+    // Nothing synced now, but earlier writes are still in flight: these promises may depend on them
+    // (a duplicate AppendEntries acknowledged again), so they wait for the newest one to be durable.
+    this.deferred.push({ afterAck: this.ackNext - 1, messages: promises });
+  }
+
+  private handleReady(ready: Ready, effects: KvEffect[]): void {
+    for (const outgoing of ready.messages) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
+    if (ready.snapshot !== null) this.restoreMachine(ready.snapshot);
+    for (const entry of ready.committedEntries) this.applyEntry(entry, effects);
+    for (const failure of ready.readFailures) {
+      const read = this.pendingReads.get(failure.requestId);
+      if (read === undefined) continue;
+      this.pendingReads.delete(failure.requestId);
+      effects.push({ type: 'reply', client: read.client, requestId: read.requestId, response: this.notLeader() });
+    }
+    for (const state of ready.readStates) {
+      const read = this.pendingReads.get(state.requestId);
+      if (read === undefined) continue;
+      this.pendingReads.delete(state.requestId);
+      this.readsAwaitingApply.push({ index: state.index, read });
+    }
+    this.serveReads(effects);
+  }
+
+  /** Sends deferred promises whose writes (every ack up to theirs) are now durable. */
+  private releaseDeferred(effects: KvEffect[]): void {
+    if (this.deferred.length === 0) return;
+    let oldestInFlight = Number.POSITIVE_INFINITY;
+    for (const ack of this.acks.keys()) if (ack < oldestInFlight) oldestInFlight = ack;
+    let released = 0;
+    for (const batch of this.deferred) {
+      if (batch.afterAck >= oldestInFlight) break;
+      for (const outgoing of batch.messages) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
+      released++;
+    }
+    if (released > 0) this.deferred = this.deferred.slice(released);
+  }
+
+  /**
+   * Emits the step's single storage effect; true when it is a synced barrier. A received snapshot,
+   * or a log long enough to compact, turns it into a `compact` whose records (the whole retained tail
+   * and the hard state) supersede the step's appends.
+   */
+  private persist(write: StepWrite, effects: KvEffect[]): boolean {
+    const compactLocally =
+      !write.snapshot && this.appliedIndex - this.core.log.snapshot.index >= this.config.snapshotEntries;
+    if (compactLocally) this.core.compact(this.machine.snapshot());
+    if (write.snapshot || compactLocally) {
+      const tail = this.core.durableTail();
+      const snapshot = this.core.currentSnapshot();
+      const last = tail.entries[tail.entries.length - 1];
+      const ack = this.ackFor([
+        ...write.acks,
+        {
+          hardState: tail.hardState,
+          lastEntry: last === undefined ? null : { index: last.index, term: last.term },
+          snapshotIndex: snapshot.meta.index,
+        },
+      ]);
+      effects.push({ type: 'compact', snapshot: encodeSnapshot(snapshot), records: tailRecords(tail), ack });
+      return true;
+    }
+    if (write.records.length === 0 && write.acks.length === 0) return false;
+    if (!write.sync) {
+      // Only the commit index changed: no promise depends on it, so it rides unsynced.
+      effects.push({ type: 'persist', records: write.records, sync: false });
+      return false;
+    }
+    effects.push({ type: 'persist', records: write.records, sync: true, ack: this.ackFor(write.acks) });
+    return true;
+  }
+
+  private ackFor(acks: readonly PersistAck[]): number {
+    const number = this.ackNext++;
+    this.acks.set(number, acks);
+    return number;
+  }
+
+  private restoreMachine(snapshot: Snapshot): void {
+    const incoming = this.incomingSnapshot;
+    assert(incoming !== null && incoming.index === snapshot.meta.index, 'restoreMachine: snapshot was not vetted');
+    this.incomingSnapshot = null;
+    this.machine = incoming.machine;
+    this.appliedIndex = snapshot.meta.index;
+    this.config.observer?.reset(this.id, this.appliedIndex);
+  }
+
+  private applyEntry(entry: Entry, effects: KvEffect[]): void {
+    assert(entry.index === this.appliedIndex + 1, `applyEntry: ${entry.index} after ${this.appliedIndex}`);
+    this.appliedIndex = entry.index;
+    this.config.observer?.applied(this.id, entry);
+    const result: KvApplyResult | null = entry.type === 'normal' ? this.machine.apply(entry.index, entry.data) : null;
+    const pending = this.pendingWrites.get(entry.index);
+    if (pending === undefined) return;
+    this.forgetPending(entry.index, pending);
+    // Another entry took the index: the proposal was lost with a leader change (the client retries).
+    const response = pending.term === entry.term ? responseFor(pending, entry, result) : this.notLeader();
+    for (const waiter of pending.waiters)
+      effects.push({ type: 'reply', client: waiter.client, requestId: waiter.requestId, response });
+  }
+
+  private forgetPending(index: number, pending: PendingWrite): void {
+    this.pendingWrites.delete(index);
+    if (pending.key !== null) this.pendingBySession.delete(pending.key);
+  }
+
+  private serveReads(effects: KvEffect[]): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const waiting: { index: LogIndex; read: PendingRead }[] = [];
+    for (const item of this.readsAwaitingApply) {
+      if (item.index > this.appliedIndex) {
+        waiting.push(item);
+        continue;
+      }
+      const { read } = item;
+      effects.push({
+        type: 'reply',
+        client: read.client,
+        requestId: read.requestId,
+        response: this.read(read.request),
+      });
+    }
+    this.readsAwaitingApply = waiting;
+  }
+
+  private read(request: Extract<KvRequest, { type: 'get' | 'scan' }>): KvResponse {
+    if (request.type === 'get') return { type: 'get', value: this.machine.get(request.key) };
+    const { entries, more } = this.machine.scan(request.prefix, request.limit);
+    return { type: 'scan', entries, more };
+  }
+
+  /** A leader that stepped down answers its pending writes NOT_LEADER: their fate is unknown, so clients retry. */
+  private noticeRoleChange(effects: KvEffect[]): void {
+    const role = this.core.role;
+    if (role === this.role) return;
+    const wasLeader = this.role === 'leader';
+    this.role = role;
+    if (!wasLeader) return;
+    const response = this.notLeader();
+    for (const pending of this.pendingWrites.values()) {
+      for (const waiter of pending.waiters)
+        effects.push({ type: 'reply', client: waiter.client, requestId: waiter.requestId, response });
+    }
+    this.pendingWrites.clear();
+    this.pendingBySession.clear();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Responses
+
+  private notLeader(): KvResponse {
+    const hint = this.core.leader === this.id ? null : this.core.leader;
+    return { type: 'error', code: 'NOT_LEADER', leaderHint: hint, message: `n${this.id} is not the leader` };
+  }
+
+  private error(code: KvErrorCode, message: string): KvResponse {
+    return { type: 'error', code, leaderHint: null, message: message.slice(0, 1000) };
+  }
+
+  private raftError(error: RaftError): KvResponse {
+    switch (error.code) {
+      case 'NOT_LEADER':
+      case 'NO_LEADER':
+        return this.notLeader();
+      case 'TRANSFERRING':
+        return {
+          type: 'error',
+          code: 'NOT_LEADER',
+          leaderHint: error.to,
+          message: `leadership moving to n${error.to}`,
+        };
+      case 'UNCOMMITTED_LIMIT':
+      case 'READS_FULL':
+        return this.error('BUSY', DsError.describe(error));
+      default:
+        return this.error('REFUSED', DsError.describe(error));
+    }
+  }
+
+  status(): KvResponse {
+    const status = this.core.status();
+    return {
+      type: 'status',
+      node: this.id,
+      role: status.role,
+      term: status.term,
+      leader: status.leader,
+      commit: status.commit,
+      applied: status.applied,
+      voters: [...status.config.voters],
+      votersOutgoing: [...status.config.votersOutgoing],
+      learners: [...status.config.learners],
+    };
+  }
+
+  invariants(): void {
+    this.core.invariants();
+    assert(
+      this.appliedIndex === this.core.log.applied,
+      `kv: applied ${this.appliedIndex} != core ${this.core.log.applied}`,
+    );
+    assert(this.pendingWrites.size <= this.config.pendingProposalsMax, 'kv: pending writes over the limit');
+    assert(
+      this.pendingReads.size + this.readsAwaitingApply.length <= this.config.pendingReadsMax,
+      'kv: reads over the limit',
+    );
+    assert(this.core.role === 'leader' || this.pendingWrites.size === 0, 'kv: a non-leader holds pending writes');
+    assert(this.pendingBySession.size <= this.pendingWrites.size, 'kv: session index larger than pending writes');
+  }
+}
+
+function tailRecords(tail: {
+  hardState: Parameters<typeof encodeHardStateRecord>[0];
+  entries: readonly Entry[];
+}): Uint8Array[] {
+  const records: Uint8Array[] = [];
+  if (tail.entries.length > 0) records.push(encodeEntriesRecord(tail.entries));
+  records.push(encodeHardStateRecord(tail.hardState));
+  return records;
+}
+
+function responseFor(pending: PendingWrite, entry: Entry, result: KvApplyResult | null): KvResponse {
+  if (pending.kind === 'changeMembership') return { type: 'changeMembership', index: entry.index };
+  assert(result !== null, 'responseFor: a client command applied without a result');
+  switch (result.type) {
+    case 'openSession':
+      return { type: 'openSession', sessionId: result.sessionId };
+    case 'write':
+      return result.result;
+    case 'rejected':
+      return {
+        type: 'error',
+        code: result.code,
+        leaderHint: null,
+        message: result.code === 'SESSION_EXPIRED' ? 'session expired' : 'stale sequence number',
+      };
+    case 'none':
+      return { type: 'error', code: 'BAD_REQUEST', leaderHint: null, message: 'command did not decode' };
+  }
+}
+
+function bootstrapConfig(id: NodeId, initialVoters: readonly NodeId[]): ConfState {
+  if (!initialVoters.includes(id)) return EMPTY_CONF_STATE;
+  return {
+    voters: [...new Set(initialVoters)].sort((a, b) => a - b),
+    votersOutgoing: [],
+    learners: [],
+    autoLeave: false,
+  };
+}
+
+export const kvProtocol: Protocol<KvNode, RaftMessage, KvRequest, KvResponse, KvConfig> = {
+  name: 'raft-kv',
+  init: (context) => new KvNode(context),
+  step: (node, event) => node.step(event),
+  invariants: (node) => node.invariants(),
+};
