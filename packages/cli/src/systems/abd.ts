@@ -1,6 +1,5 @@
 /** `dsys abd`: the ABD quorum register, the foundation's demo system. */
-import { type AbdCallError, abdCall, abdNodeEntry, startAbdNode } from '@dsys/abd/real';
-import { DsError } from '@dsys/kit';
+import { AbdCallError, abdCall, abdNodeEntry, startAbdNode } from '@dsys/abd/real';
 import { startLocalCluster } from '../cluster-up.js';
 import { type Command, stringFlag, UsageError } from '../command.js';
 import type { SystemCluster, SystemEntry } from '../systems.js';
@@ -43,10 +42,9 @@ async function callAndReport(run: () => Promise<string>): Promise<number> {
     process.stdout.write(`${await run()}\n`);
     return 0;
   } catch (error) {
-    if (error instanceof DsError) {
-      const detail = (error as AbdCallError).detail;
+    if (error instanceof AbdCallError) {
       process.stderr.write(`error: ${error.message}\n`);
-      return detail.code === 'INDETERMINATE' ? 2 : 1;
+      return error.detail.code === 'INDETERMINATE' ? 2 : 1;
     }
     throw error;
   }
