@@ -68,6 +68,13 @@ export async function runClustersForeground(
     }
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  // `npm start` does not forward SIGTERM to its child: when the parent that started us goes away,
+  // we are re-parented, and stopping then is the only way not to leave orphaned nodes running.
+  const parent = process.ppid;
+  const orphanWatch = setInterval(() => {
+    if (process.ppid !== parent) finish({ kind: 'signal', signal: 'SIGHUP' });
+  }, 500);
+  orphanWatch.unref();
   const unsubscribes = clusters.map(({ name, cluster }) =>
     cluster.onExit((event) => {
       if (!event.expected) finish({ kind: 'crash', name, event });
@@ -98,6 +105,7 @@ export async function runClustersForeground(
     await Promise.all(clusters.map(({ cluster }) => cluster.stopAll()));
     return ending.kind === 'crash' ? 1 : 0;
   } finally {
+    clearInterval(orphanWatch);
     for (const unsubscribe of unsubscribes) unsubscribe();
     for (const signal of STOP_SIGNALS) process.removeListener(signal, onSignal);
     release();
