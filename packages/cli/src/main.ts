@@ -4,12 +4,13 @@
  */
 import { type Command, runCommand } from './command.js';
 import { abdSystem } from './systems/abd.js';
+import { chordSystem } from './systems/chord.js';
 import { rpcCommand } from './systems/rpc.js';
 import { simCommand } from './systems/sim.js';
 import type { SystemEntry } from './systems.js';
 import { upAllCommand } from './up.js';
 
-export const systems: readonly SystemEntry[] = [abdSystem];
+export const systems: readonly SystemEntry[] = [abdSystem, chordSystem];
 
 export function rootCommand(): Command {
   return {
