@@ -72,7 +72,13 @@ describe('Cluster failures', () => {
       const exit = await cluster.stop(1);
       assert.deepEqual(exit, { code: null, signal: 'SIGKILL' });
       assert.ok(cluster.logTail(1).includes('ignoring SIGTERM'));
-      assert.match(readFileSync(cluster.logPath(1), 'utf8'), /ignored SIGTERM for 300 ms; sending SIGKILL/);
+      // The log file is written through a stream: wait for the line rather than race the write.
+      await waitFor(
+        () => /ignored SIGTERM for 300 ms; sending SIGKILL/.test(readFileSync(cluster.logPath(1), 'utf8')),
+        {
+          description: 'the escalation to be logged',
+        },
+      );
 
       const pid = cluster.pid(2)!;
       process.kill(pid, 'SIGKILL'); // from outside the harness: a crash
