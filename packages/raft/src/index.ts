@@ -31,6 +31,7 @@ export {
   kvCommandSchema,
   kvRequestSchema,
   kvResponseSchema,
+  kvResponseVariants,
   SCAN_LIMIT_MAX,
   VALUE_BYTES_MAX,
 } from './kv/schema.js';

@@ -148,6 +148,12 @@ export const raftMessageSchema = s.union('type', {
   /** A follower asks the leader for a read index on behalf of its own client (etcd MsgReadIndex). */
   readIndex: s.struct({ term: termSchema, requestId: uint }),
   readIndexResponse: s.struct({ term: termSchema, requestId: uint, index: indexSchema, ok: s.bool }),
+  /**
+   * A node's note to itself, never sent to another node (the core drops one from elsewhere): the
+   * client requests of this turn are all in, so hand them to the core's next Ready as one batch
+   * (`KvConfig.batchRequests`).
+   */
+  localFlush: s.struct({ term: termSchema }),
 });
 
 export type RaftMessage = Infer<typeof raftMessageSchema>;
@@ -187,5 +193,7 @@ export function describeMessage(message: RaftMessage): string {
       return `readIndex t${message.term} id=${message.requestId}`;
     case 'readIndexResponse':
       return `readIndexResp t${message.term} id=${message.requestId} ${message.ok ? `index=${message.index}` : 'rejected'}`;
+    case 'localFlush':
+      return `localFlush t${message.term}`;
   }
 }

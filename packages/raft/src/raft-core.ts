@@ -176,6 +176,8 @@ export class RaftCore {
   private appendPending = false;
 
   private heartbeatRound = 0;
+  /** The current round's heartbeats are still in `msgs` (not yet handed out by `ready`). */
+  private heartbeatRoundQueued = false;
   private readonly roundTicks = new RoundTicks();
   private readonly reads: ReadQueue;
   /** Reads asked before this leader committed an entry of its term (dissertation §6.4 step 1). */
@@ -299,6 +301,12 @@ export class RaftCore {
   step(from: NodeId, message: RaftMessage): void {
     if (from === this.id) {
       this.drop('message from self');
+      return;
+    }
+    if (message.type === 'localFlush') {
+      // Only a node's note to itself; from anyone else it is malformed (and its term must not count).
+      this.counters.invalidMessages++;
+      this.drop(`localFlush from n${from}`);
       return;
     }
     if (message.term > this.term && !this.stepHigherTerm(from, message)) return;
@@ -500,7 +508,8 @@ export class RaftCore {
       this.releaseRead({ requestId, from, index, round: 0 });
       return;
     }
-    this.broadcastHeartbeat();
+    // Reads share a round whose heartbeats have not left yet: they leave after every such read arrived.
+    if (!this.heartbeatRoundQueued) this.broadcastHeartbeat();
     this.reads.push({ requestId, from, index, round: this.heartbeatRound });
   }
 
@@ -612,6 +621,7 @@ export class RaftCore {
       readFailures: this.readFailures,
     };
     this.msgs = [];
+    this.heartbeatRoundQueued = false;
     this.msgsAfterPersist = [];
     this.readStates = [];
     this.readFailures = [];
@@ -1062,6 +1072,7 @@ export class RaftCore {
 
   private broadcastHeartbeat(): void {
     this.heartbeatRound++;
+    this.heartbeatRoundQueued = true;
     this.roundTicks.record(this.heartbeatRound, this.ticks);
     for (const [member, progress] of this.progress) {
       if (member === this.id) continue;

@@ -26,6 +26,7 @@ import {
   type Protocol,
   type RequestId,
   validate,
+  Writer,
 } from '@dsys/kit';
 import { type RaftConfig, validateRaftConfig } from '../config.js';
 import type { RaftMessage } from '../messages.js';
@@ -69,6 +70,11 @@ export interface KvConfig {
   readonly pendingProposalsMax: number;
   /** Client reads waiting for ReadIndex or apply, per node; beyond it, BUSY. */
   readonly pendingReadsMax: number;
+  /**
+   * Hand the requests of one turn of the event loop to the core as one batch (see `scheduleFlush`):
+   * on in real processes, drawn per seed in the simulator.
+   */
+  readonly batchRequests: boolean;
   readonly observer?: KvObserver;
 }
 
@@ -89,6 +95,7 @@ export function kvConfig(input: KvConfigInput = {}): KvConfig {
     sessionsMax: 10_000,
     pendingProposalsMax: 4096,
     pendingReadsMax: 4096,
+    batchRequests: false,
     ...input,
     raft: validateRaftConfig(input.raft),
   };
@@ -103,6 +110,7 @@ export function kvConfig(input: KvConfigInput = {}): KvConfig {
     if (!Number.isSafeInteger(value) || value < 1)
       throw new KvConfigError(field, `must be a positive integer, got ${value}`);
   }
+  if (typeof config.batchRequests !== 'boolean') throw new KvConfigError('batchRequests', 'must be a boolean');
   if (config.initialVoters !== null && config.initialVoters.length === 0) {
     throw new KvConfigError('initialVoters', 'must name at least one voter');
   }
@@ -171,6 +179,10 @@ export class KvNode {
   private incomingSnapshot: { index: LogIndex; machine: KvStateMachine } | null = null;
   /** Requests refused as malformed, for logs. */
   badRequests = 0;
+  /** Reused to encode commands (`encode` copies the bytes out). */
+  private readonly writer = new Writer();
+  /** A `localFlush` is on its way to this node (batching; see `scheduleFlush`). */
+  private flushScheduled = false;
 
   constructor(context: NodeContext<KvConfig>) {
     const config = context.config;
@@ -227,10 +239,16 @@ export class KvNode {
         this.core.tick();
         break;
       case 'receive':
+        // Our own flush note: the batch of requests is complete; `drain` below hands it to the core.
+        if (event.from === this.id && event.message.type === 'localFlush') break;
         this.core.step(event.from, event.message);
         break;
       case 'request':
         this.handleRequest(event.client, event.requestId, event.request, effects);
+        if (this.config.batchRequests && this.core.hasReady()) {
+          this.scheduleFlush(effects);
+          return effects;
+        }
         break;
       case 'persisted': {
         const acks = this.acks.get(event.ack);
@@ -244,6 +262,18 @@ export class KvNode {
     }
     this.drain(effects);
     return effects;
+  }
+
+  /**
+   * Batching (etcd's proposals between two Ready calls): the requests of one turn of the event loop
+   * share an AppendEntries per follower, a log write and a heartbeat round. The node sends itself a
+   * `localFlush`, which arrives after every request already received; any step drains anyway, so a
+   * lost or late note only delays the batch to the next event (a tick at most).
+   */
+  private scheduleFlush(effects: KvEffect[]): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    effects.push({ type: 'send', to: this.id, message: { type: 'localFlush', term: this.core.term } });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -333,7 +363,7 @@ export class KvNode {
       reply(this.error('BUSY', `${this.pendingWrites.size} writes pending`));
       return;
     }
-    const proposed = this.core.propose(encode(kvCommandSchema, command));
+    const proposed = this.core.propose(encode(kvCommandSchema, command, this.writer));
     if (!proposed.ok) {
       reply(this.raftError(proposed.error));
       return;
@@ -410,6 +440,7 @@ export class KvNode {
    * the first could reach the disk after a later step's write (and a compaction could then drop it).
    */
   private drain(effects: KvEffect[]): void {
+    this.flushScheduled = false;
     const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false };
     const promises: { to: NodeId; message: RaftMessage }[] = [];
     for (let rounds = 0; this.core.hasReady(); rounds++) {
@@ -563,14 +594,20 @@ export class KvNode {
     return { type: 'scan', entries, more };
   }
 
-  /** A leader that stepped down answers its pending writes NOT_LEADER: their fate is unknown, so clients retry. */
+  /** A leader that stepped down answers its pending writes LEADER_CHANGED: their fate is unknown, so clients retry. */
   private noticeRoleChange(effects: KvEffect[]): void {
     const role = this.core.role;
     if (role === this.role) return;
     const wasLeader = this.role === 'leader';
     this.role = role;
     if (!wasLeader) return;
-    const response = this.notLeader();
+    const hint = this.core.leader === this.id ? null : this.core.leader;
+    const response: KvResponse = {
+      type: 'error',
+      code: 'LEADER_CHANGED',
+      leaderHint: hint,
+      message: `n${this.id} stopped leading with the write in flight: its outcome is unknown`,
+    };
     for (const pending of this.pendingWrites.values()) {
       for (const waiter of pending.waiters)
         effects.push({ type: 'reply', client: waiter.client, requestId: waiter.requestId, response });

@@ -59,12 +59,18 @@ export const KV_ERROR_CODES = [
   'BAD_REQUEST',
   /** The consensus core refused (membership change pending, learner behind...). */
   'REFUSED',
+  /**
+   * This node stopped leading while the write was in its log: the write may still commit under the
+   * next leader, or may be lost. Its outcome is unknown; retry it in the same session (exactly once).
+   */
+  'LEADER_CHANGED',
 ] as const;
 export type KvErrorCode = (typeof KV_ERROR_CODES)[number];
 
 const scanEntry = s.struct({ key, value });
 
-export const kvResponseSchema = s.union('type', {
+/** Each kind of response by its `type` (the RPC interface answers each procedure with its own and `error`). */
+export const kvResponseVariants = {
   openSession: s.struct({ sessionId: s.uint }),
   put: s.struct({}),
   delete: s.struct({ existed: s.bool }),
@@ -89,7 +95,9 @@ export const kvResponseSchema = s.union('type', {
     leaderHint: s.nullable(nodeIdSchema),
     message: s.string({ bytesMax: 1024 }),
   }),
-});
+};
+
+export const kvResponseSchema = s.union('type', kvResponseVariants);
 export type KvResponse = Infer<typeof kvResponseSchema>;
 export type KvErrorResponse = Extract<KvResponse, { type: 'error' }>;
 

@@ -58,6 +58,8 @@ function drawKnobs(rng: Rng, drawn: SimOptionsBase): Record<string, number> {
     maxInflightMsgs: rng.pick([1, 4, 64]),
     snapshotEntries: rng.pick([8, 32, 200, 100_000]),
     snapshotChunkBytes: rng.pick([64, 512, 65536]),
+    // Drawn last, so that the draws above (and the runs of earlier seeds without batching) stay as they were.
+    batchRequests: rng.chance(1, 2) ? 1 : 0,
   };
 }
 
@@ -83,17 +85,22 @@ function buildConfig(options: SimOptions, bugs: TestOnlyBugs | undefined): KvCon
   const heartbeatTicks = Math.min(knob('heartbeatTicks'), Math.max(1, Math.floor(electionTicks / 4)));
   const margin = leaseMarginTicks(electionTicks, options.clockDriftPpmMax);
   const lease = knob('lease') === 1 && margin < electionTicks - heartbeatTicks;
+  // Dissertation §4.2.3: a node removed while cut off never learns it and keeps calling elections;
+  // only pre-vote or check-quorum's lease stops it disrupting the cluster. Liveness is not promised
+  // without either, so runs with membership changes keep at least pre-vote.
+  const preVote = knob('preVote') === 1 || (knob('admin') === 1 && knob('checkQuorum') === 0);
   const initialVoters: NodeId[] = [];
   for (let id = 1; id <= Math.min(knob('initialVoters'), options.nodeCount); id++) initialVoters.push(NodeId(id));
   return kvConfig({
     initialVoters,
     snapshotEntries: knob('snapshotEntries'),
+    batchRequests: (knobs.batchRequests ?? 0) === 1,
     sessionTimeoutMs: 600_000,
     observer: new RaftSafetyChecker(),
     raft: {
       electionTicks,
       heartbeatTicks,
-      preVote: knob('preVote') === 1,
+      preVote,
       checkQuorum: knob('checkQuorum') === 1,
       readOnly: lease ? 'lease' : 'safe',
       leaseMarginTicks: lease ? margin : 2,

@@ -244,6 +244,7 @@ export class KvClient implements ClientActor<KvResponse> {
     if (operation === null) return;
     switch (error.code) {
       case 'NOT_LEADER':
+      case 'LEADER_CHANGED':
         this.leader.follow(error.leaderHint, node);
         this.retryLater(error.leaderHint === null ? 'backoff' : 'now');
         return;
@@ -411,7 +412,9 @@ export class KvAdmin implements ClientActor<KvResponse> {
       this.request(change, 'change');
       return;
     }
-    if (response.type === 'error' && response.code === 'NOT_LEADER') this.leader.follow(response.leaderHint, node);
+    if (response.type === 'error' && (response.code === 'NOT_LEADER' || response.code === 'LEADER_CHANGED')) {
+      this.leader.follow(response.leaderHint, node);
+    }
     if (response.type === 'changeMembership') this.shared.membershipChanges++;
     if (response.type === 'transferLeader') this.shared.transfers++;
     this.sleep();

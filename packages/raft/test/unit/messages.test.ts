@@ -50,6 +50,7 @@ const samples: RaftMessage[] = [
   { type: 'timeoutNow', term: Term(5) },
   { type: 'readIndex', term: Term(5), requestId: 12 },
   { type: 'readIndexResponse', term: Term(5), requestId: 12, index: LogIndex(44), ok: true },
+  { type: 'localFlush', term: Term(5) },
 ];
 
 test('every message kind round-trips through the codec and passes validation', () => {

@@ -1,0 +1,201 @@
+/**
+ * The real runtime's additions to the KV protocol, on three `KvNode`s wired by hand (messages are
+ * delivered only when the test says so; storage acknowledges at once):
+ * - batching: the requests of one turn are proposed together and leave as ONE AppendEntries per
+ *   follower and one log write once the node's `localFlush` note arrives; reads of a batch share one
+ *   heartbeat round; without batching every request sends its own;
+ * - a leader that steps down with writes in flight answers them LEADER_CHANGED (outcome unknown),
+ *   distinct from NOT_LEADER (refused, definitely not applied);
+ * - a `localFlush` from another node is malformed input: dropped and counted, its term ignored.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ClientId, type Effect, NodeId, RequestId, Rng } from '@dsys/kit';
+import { KvNode, type KvRequest, type KvResponse, kvConfig, type RaftMessage, Term } from '../../src/index.js';
+
+type Kv = Effect<RaftMessage, KvResponse>;
+
+interface Sent {
+  readonly from: number;
+  readonly to: number;
+  readonly message: RaftMessage;
+}
+
+class Trio {
+  readonly nodes: KvNode[];
+  /** Messages in flight, delivered by `deliver`. */
+  readonly wire: Sent[] = [];
+  readonly replies = new Map<number, KvResponse>();
+  private requestIdNext = 1;
+  private nowMs = 0;
+
+  constructor(batchRequests: boolean) {
+    const peers = [NodeId(1), NodeId(2), NodeId(3)];
+    this.nodes = peers.map(
+      (id) =>
+        new KvNode({
+          id,
+          peers,
+          // n1 times out first: the others wait much longer, so n1 leads.
+          config: kvConfig({ batchRequests, raft: { electionTicks: id === 1 ? 5 : 50, preVote: false } }),
+          rng: Rng.fromSeed(id),
+          durable: { snapshot: null, records: [] },
+          nowMs: 0,
+        }),
+    );
+    for (let i = 0; i < 20 && this.leader.core.role !== 'leader'; i++) {
+      this.tick(1);
+      this.deliver();
+    }
+    assert.equal(this.leader.core.role, 'leader');
+    this.deliver();
+  }
+
+  get leader(): KvNode {
+    return this.nodes[0]!;
+  }
+
+  /** Runs effects: sends are queued on the wire, storage acknowledges at once, replies are kept. */
+  run(from: number, effects: readonly Kv[]): void {
+    for (const effect of effects) {
+      if (effect.type === 'send') this.wire.push({ from, to: effect.to, message: effect.message });
+      else if (effect.type === 'reply') this.replies.set(effect.requestId, effect.response);
+      else if (effect.ack !== undefined) this.run(from, this.step(from, { type: 'persisted', ack: effect.ack }));
+    }
+  }
+
+  step(id: number, event: Parameters<KvNode['step']>[0]): Kv[] {
+    const effects = this.nodes[id - 1]!.step(event);
+    this.nodes[id - 1]!.invariants();
+    return effects;
+  }
+
+  tick(id: number): void {
+    this.nowMs += 10;
+    this.run(id, this.step(id, { type: 'tick', nowMs: this.nowMs }));
+  }
+
+  /** Delivers messages (and those they cause) until the wire is empty or `filter` holds none. */
+  deliver(filter: (sent: Sent) => boolean = () => true): void {
+    for (let rounds = 0; rounds < 1000; rounds++) {
+      const index = this.wire.findIndex(filter);
+      if (index < 0) return;
+      const [sent] = this.wire.splice(index, 1) as [Sent];
+      this.run(sent.to, this.step(sent.to, { type: 'receive', from: NodeId(sent.from), message: sent.message }));
+    }
+    assert.fail('deliver: messages keep coming');
+  }
+
+  /** One request to the leader as its own step; returns the step's effects (not yet run). */
+  request(request: KvRequest): { requestId: number; effects: Kv[] } {
+    const requestId = this.requestIdNext++;
+    const effects = this.step(1, { type: 'request', client: ClientId(1), requestId: RequestId(requestId), request });
+    return { requestId, effects };
+  }
+
+  openSession(): number {
+    const { requestId, effects } = this.request({ type: 'openSession' });
+    this.run(1, effects);
+    this.deliver();
+    const reply = this.replies.get(requestId);
+    assert.ok(reply?.type === 'openSession', JSON.stringify(reply));
+    return reply.sessionId;
+  }
+}
+
+const appendsWithEntries = (effects: readonly Kv[]) =>
+  effects.filter(
+    (effect) => effect.type === 'send' && effect.message.type === 'appendEntries' && effect.message.entries.length > 0,
+  );
+
+describe('batching (batchRequests)', () => {
+  test('the writes of one turn leave as one AppendEntries per follower and one log write', () => {
+    const trio = new Trio(true);
+    const sessionId = trio.openSession();
+    const steps = [1, 2, 3].map((seq) =>
+      trio.request({ type: 'put', sessionId: sessionId + seq, seq: 1, key: `k${seq}`, value: 'v' }),
+    );
+    // Each session must exist for the write to apply; here only the batching is looked at.
+    assert.deepEqual(
+      steps.map((step) => step.effects),
+      [[{ type: 'send', to: 1, message: { type: 'localFlush', term: trio.leader.core.term } }], [], []],
+      'the first request schedules the flush; nothing leaves before it',
+    );
+    const flush = trio.step(1, {
+      type: 'receive',
+      from: NodeId(1),
+      message: { type: 'localFlush', term: trio.leader.core.term },
+    });
+    const appends = appendsWithEntries(flush);
+    assert.equal(appends.length, 2, 'one AppendEntries per follower');
+    for (const append of appends) {
+      assert.ok(append.type === 'send' && append.message.type === 'appendEntries');
+      assert.equal(append.message.entries.length, 3);
+    }
+    assert.equal(flush.filter((effect) => effect.type === 'persist').length, 1, 'one log write');
+  });
+
+  test('without batching every request sends its own AppendEntries', () => {
+    const trio = new Trio(false);
+    const sessionId = trio.openSession();
+    const sent = [1, 2, 3].flatMap((seq) =>
+      appendsWithEntries(trio.request({ type: 'put', sessionId, seq, key: 'k', value: 'v' }).effects),
+    );
+    assert.equal(sent.length, 6);
+  });
+
+  test('the reads of one batch share one heartbeat round, and are answered after it', () => {
+    const trio = new Trio(true);
+    trio.openSession();
+    const reads = [trio.request({ type: 'get', key: 'a' }), trio.request({ type: 'get', key: 'b' })];
+    trio.run(1, [...reads[0]!.effects, ...reads[1]!.effects]);
+    trio.deliver((sent) => sent.message.type === 'localFlush');
+    const heartbeats = trio.wire.filter((sent) => sent.message.type === 'heartbeat');
+    assert.equal(heartbeats.length, 2, 'one round: one heartbeat per follower');
+    assert.equal(trio.replies.get(reads[0]!.requestId), undefined, 'no answer before a quorum confirms');
+    trio.deliver();
+    assert.deepEqual(trio.replies.get(reads[0]!.requestId), { type: 'get', value: null });
+    assert.deepEqual(trio.replies.get(reads[1]!.requestId), { type: 'get', value: null });
+  });
+});
+
+describe('answers when leadership ends', () => {
+  test('writes in flight at a leader that steps down are LEADER_CHANGED; new ones NOT_LEADER', () => {
+    const trio = new Trio(false);
+    const sessionId = trio.openSession();
+    const write = trio.request({ type: 'put', sessionId, seq: 1, key: 'k', value: 'v' });
+    trio.run(1, write.effects);
+    // A higher term from n2 deposes n1 before the write commits (its AppendEntries are still on the wire).
+    const term = Term(trio.leader.core.term + 1);
+    trio.run(
+      1,
+      trio.step(1, {
+        type: 'receive',
+        from: NodeId(2),
+        message: { type: 'heartbeat', term, commit: trio.leader.core.log.committed, round: 1 },
+      }),
+    );
+    const answer = trio.replies.get(write.requestId);
+    assert.ok(answer?.type === 'error', JSON.stringify(answer));
+    assert.equal(answer.code, 'LEADER_CHANGED');
+    assert.equal(answer.leaderHint, 2);
+    const refused = trio.request({ type: 'put', sessionId, seq: 2, key: 'k', value: 'w' });
+    trio.run(1, refused.effects);
+    const second = trio.replies.get(refused.requestId);
+    assert.ok(second?.type === 'error' && second.code === 'NOT_LEADER' && second.leaderHint === 2);
+  });
+
+  test('a localFlush from another node is dropped and counted, and its term ignored', () => {
+    const trio = new Trio(true);
+    const term = trio.leader.core.term;
+    const effects = trio.step(1, {
+      type: 'receive',
+      from: NodeId(3),
+      message: { type: 'localFlush', term: Term(term + 50) },
+    });
+    assert.deepEqual(effects, []);
+    assert.equal(trio.leader.core.term, term);
+    assert.equal(trio.leader.core.role, 'leader');
+    assert.equal(trio.leader.core.counters.invalidMessages, 1);
+  });
+});
