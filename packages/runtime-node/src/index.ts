@@ -54,6 +54,7 @@ export {
 export { NodeClient, type NodeClientOptions } from './node-client.js';
 export {
   DEFAULT_LIMITS,
+  type LocalClient,
   monotonicNowMs,
   type NodeEndpoints,
   type NodeLimits,

@@ -139,11 +139,27 @@ export interface RunningNode<State, Request, Response> {
   request(request: Request, options?: { timeoutMs?: number }): Promise<Response>;
   /** Reads the protocol state between steps (never during one). Do not mutate it. */
   inspect<T>(read: (state: State) => T): T;
+  /**
+   * Opens an in-process client with its own `ClientId`, for a system that serves its own wire protocol
+   * in front of the node (the coordination service's ZooKeeper port). Every reply the protocol
+   * addresses to that client (any request id, including ones it never sent: server-pushed
+   * notifications) goes to `onReply`, after the effect-order contract released it.
+   */
+  openLocalClient(onReply: (requestId: RequestId, response: Response) => void): LocalClient<Request>;
   isPeerConnected(peer: NodeId): boolean;
   /** Graceful stop: no new input, flush and fsync the log, deliver held effects, close sockets and files. */
   close(): Promise<void>;
   /** Settles when the node has stopped: resolves after `close`, rejects with the error that stopped it. */
   readonly stopped: Promise<void>;
+}
+
+/** A client inside the node's process (`RunningNode.openLocalClient`). */
+export interface LocalClient<Request> {
+  readonly id: ClientId;
+  /** Hands `request` to the protocol as a `request` event from this client (dropped once closed or stopped). */
+  request(requestId: RequestId, request: Request): void;
+  /** Replies to this client are dropped from now on. */
+  close(): void;
 }
 
 /** The node's own monotonic clock in ms: monotonic within the process, close to epoch time. */
@@ -221,6 +237,7 @@ class NodeHost<State, Message, Request, Response, Config> implements RunningNode
   private readonly localClient: ClientId;
   private nextLocalRequestId = 1;
   private readonly localCalls = new Map<RequestId, LocalCall<Response>>();
+  private readonly openClients = new Map<ClientId, (requestId: RequestId, response: Response) => void>();
   private lastStorageTicket = 0;
   private settleStopped!: { resolve(): void; reject(error: Error): void };
 
@@ -353,6 +370,21 @@ class NodeHost<State, Message, Request, Response, Config> implements RunningNode
     return read(this.state);
   }
 
+  openLocalClient(onReply: (requestId: RequestId, response: Response) => void): LocalClient<Request> {
+    const id = this.allocateClientId();
+    this.openClients.set(id, onReply);
+    return {
+      id,
+      request: (requestId, request) => {
+        if (this.halted || !this.openClients.has(id)) return;
+        this.dispatchRequest(id, requestId, request);
+      },
+      close: () => {
+        this.openClients.delete(id);
+      },
+    };
+  }
+
   isPeerConnected(peer: NodeId): boolean {
     return this.peers?.isConnected(peer) ?? false;
   }
@@ -435,6 +467,11 @@ class NodeHost<State, Message, Request, Response, Config> implements RunningNode
       this.localCalls.delete(requestId);
       clearTimeout(call.timer);
       call.resolve(response);
+      return;
+    }
+    const local = this.openClients.get(client);
+    if (local !== undefined) {
+      local(requestId, response);
       return;
     }
     if (this.clients?.reply(client, requestId, response) !== true) this.hostMetrics.repliesDropped.inc();
