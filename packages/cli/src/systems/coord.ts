@@ -50,11 +50,19 @@ function describeStat(stat: Stat): string {
 }
 
 /** Runs `body` with a connected client; ZooKeeper errors print their name and exit 1. */
-async function withClient(flags: Flags, path: string, body: (client: ZkClient) => Promise<string | null>): Promise<number> {
+async function withClient(
+  flags: Flags,
+  path: string,
+  body: (client: ZkClient) => Promise<string | null>,
+): Promise<number> {
   const connectString = stringFlag(flags, 'server', path);
   let client: ZkClient | null = null;
   try {
-    client = await ZkClient.connect({ connectString, sessionTimeoutMs: Number(flags.timeout), connectTimeoutMs: 10_000 });
+    client = await ZkClient.connect({
+      connectString,
+      sessionTimeoutMs: Number(flags.timeout),
+      connectTimeoutMs: 10_000,
+    });
     const text = await body(client);
     if (text !== null) process.stdout.write(`${text}\n`);
     return 0;
@@ -92,7 +100,11 @@ const command: Command = {
       usageExitCode: 64,
       run: (flags, positionals) => {
         const [path] = onePath(positionals, 'dsys coord ls');
-        return withClient(flags, 'dsys coord ls', async (client) => `[${(await client.getChildren(path!)).children.sort().join(', ')}]`);
+        return withClient(
+          flags,
+          'dsys coord ls',
+          async (client) => `[${(await client.getChildren(path!)).children.sort().join(', ')}]`,
+        );
       },
     },
     {
@@ -114,11 +126,16 @@ const command: Command = {
       name: 'set',
       summary: 'set the data of a znode',
       positionals: '<path> <data>',
-      flags: { ...serverFlags, version: { type: 'string' as const, value: 'N', description: 'expected version', default: '-1' } },
+      flags: {
+        ...serverFlags,
+        version: { type: 'string' as const, value: 'N', description: 'expected version', default: '-1' },
+      },
       usageExitCode: 64,
       run: (flags, positionals) => {
         const [path, data] = onePath(positionals, 'dsys coord set', 2);
-        return withClient(flags, 'dsys coord set', async (client) => describeStat(await client.setData(path!, data!, Number(flags.version))));
+        return withClient(flags, 'dsys coord set', async (client) =>
+          describeStat(await client.setData(path!, data!, Number(flags.version))),
+        );
       },
     },
     {
@@ -133,7 +150,8 @@ const command: Command = {
       },
       usageExitCode: 64,
       run: (flags, positionals) => {
-        if (positionals.length < 1 || positionals.length > 2) throw new UsageError('dsys coord create', 'expected <path> [data]');
+        if (positionals.length < 1 || positionals.length > 2)
+          throw new UsageError('dsys coord create', 'expected <path> [data]');
         const ephemeral = flags.ephemeral === true;
         const sequential = flags.sequential === true;
         const mode =
@@ -146,14 +164,21 @@ const command: Command = {
               : sequential
                 ? CreateMode.PERSISTENT_SEQUENTIAL
                 : CreateMode.PERSISTENT;
-        return withClient(flags, 'dsys coord create', async (client) => `Created ${await client.create(positionals[0]!, positionals[1] ?? '', mode)}`);
+        return withClient(
+          flags,
+          'dsys coord create',
+          async (client) => `Created ${await client.create(positionals[0]!, positionals[1] ?? '', mode)}`,
+        );
       },
     },
     {
       name: 'delete',
       summary: 'delete a znode',
       positionals: '<path>',
-      flags: { ...serverFlags, version: { type: 'string' as const, value: 'N', description: 'expected version', default: '-1' } },
+      flags: {
+        ...serverFlags,
+        version: { type: 'string' as const, value: 'N', description: 'expected version', default: '-1' },
+      },
       usageExitCode: 64,
       run: (flags, positionals) => {
         const [path] = onePath(positionals, 'dsys coord delete');
@@ -187,7 +212,12 @@ const command: Command = {
       run: (flags, positionals) => {
         const [path] = onePath(positionals, 'dsys coord watch');
         return withClient(flags, 'dsys coord watch', async (client) => {
-          const names: Record<number, string> = { 1: 'NodeCreated', 2: 'NodeDeleted', 3: 'NodeDataChanged', 4: 'NodeChildrenChanged' };
+          const names: Record<number, string> = {
+            1: 'NodeCreated',
+            2: 'NodeDeleted',
+            3: 'NodeDataChanged',
+            4: 'NodeChildrenChanged',
+          };
           const event = await new Promise<{ type: number; path: string }>((resolve, reject) => {
             client.exists(path!, resolve).catch(reject);
             client.getChildren(path!, resolve).catch(() => undefined);
