@@ -31,7 +31,8 @@ export class CallTable<T extends { id: number }> {
   }
 
   set(item: T): void {
-    assert(this.get(item.id) === undefined, `CallTable.set: id ${item.id} taken`);
+    // A template string in the assert would build a string per call: test first.
+    if (this.get(item.id) !== undefined) assert(false, `CallTable.set: id ${item.id} taken`);
     const slot = item.id & this.mask;
     const previous = this.slots[slot];
     if (previous !== undefined) {

@@ -11,7 +11,7 @@
  * Every reply is matched by a wire id that changes whenever the call's seq changes, so a late reply to an
  * earlier attempt (a delayed or duplicated message) can never be mistaken for the current attempt's.
  */
-import { assert, DecodeFailure, describeDecodeError, type Rng, type Schema, type Writer } from '@dsys/kit';
+import { assert, DecodeFailure, describeDecodeError, type Rng, type Schema, Writer } from '@dsys/kit';
 import { CallTable } from './call-table.js';
 import type { Clock, RpcLogger, Transport } from './endpoint.js';
 import { silentLogger } from './endpoint.js';
@@ -35,6 +35,8 @@ import {
   readVarUint,
   STATUS_MAX,
   Status,
+  swapOutput,
+  takeOutputView,
   Welcome,
   writeControl,
 } from './wire.js';
@@ -181,6 +183,21 @@ class PendingCall {
 
 function noop(): void {}
 
+let capturedResolve: (value: unknown) => void = noop;
+let capturedReject: (error: RpcError) => void = noop;
+/** A promise executor that allocates no closure per call: it leaves the resolvers in module slots. */
+function captureResolvers(resolve: (value: unknown) => void, reject: (error: RpcError) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/** Unsigned LEB128 bytes of `value` (what `Writer.varuint` would write). */
+function varUintBytes(value: number): Uint8Array {
+  const writer = new Writer(8);
+  writer.varuint(value);
+  return writer.finish().slice();
+}
+
 enum ConnectionState {
   DISCONNECTED = 0,
   BINDING = 1,
@@ -232,6 +249,8 @@ export class RpcClient<I extends Interface = Interface> {
   private wireIdNext = 1;
   private window = new SeqWindow();
   private session = 0;
+  /** `session` as a varuint, encoded once per bind (ids start at a random 52-bit value: 8 bytes each call). */
+  private sessionVarUint = varUintBytes(0);
   private incarnation = -1n;
   private helloNonce = 0;
   private helloSentMs = 0;
@@ -386,6 +405,16 @@ export class RpcClient<I extends Interface = Interface> {
     return bytes;
   }
 
+  /** @internal `takeOutput` without the copy: see `takeOutputView` in wire.ts for the contract. */
+  takeOutputView(): Uint8Array | null {
+    return takeOutputView(this.out);
+  }
+
+  /** @internal The last view is still queued in the transport: write the next frames elsewhere. */
+  swapOutput(next: Uint8Array | null): Uint8Array {
+    return swapOutput(this.out, next);
+  }
+
   /** Deadlines, retries, keepalive and (message transports) retransmission. */
   tick(): void {
     const nowMs = this.clock.nowMs();
@@ -473,10 +502,9 @@ export class RpcClient<I extends Interface = Interface> {
       args,
       timeoutMs > 0 ? nowMs + timeoutMs : Number.POSITIVE_INFINITY,
     );
-    const promise = new Promise<unknown>((resolve, reject) => {
-      call.resolve = resolve;
-      call.reject = reject;
-    });
+    const promise = new Promise<unknown>(captureResolvers);
+    call.resolve = capturedResolve;
+    call.reject = capturedReject;
     if (options?.signal !== undefined) this.watchSignal(call, options.signal);
     this.admit(call, nowMs);
     return promise;
@@ -578,7 +606,9 @@ export class RpcClient<I extends Interface = Interface> {
     const start = beginFrame(out, Kind.CALL);
     out.varuint(call.id);
     out.varuint(procedure.serverIndex);
-    out.varuint(this.session);
+    const session = this.sessionVarUint;
+    out.reserve(session.length);
+    for (let i = 0; i < session.length; i++) out.bytes[out.length++] = session[i]!;
     out.varuint(call.seq);
     out.varuint(this.window.floor);
     out.varuint(remainingMs === Number.POSITIVE_INFINITY ? 0 : Math.max(1, Math.ceil(remainingMs)));
@@ -798,6 +828,7 @@ export class RpcClient<I extends Interface = Interface> {
         welcome.incarnation !== this.incarnation ? 'the server restarted' : 'the server forgot our session',
       );
     this.session = welcome.session;
+    this.sessionVarUint = varUintBytes(welcome.session);
     this.incarnation = welcome.incarnation;
     this.state = ConnectionState.READY;
     this.bindInfo_ = {

@@ -20,7 +20,7 @@ export class SeqWindow {
   }
 
   close(seq: number): void {
-    assert(seq >= 1 && seq < this.next, `SeqWindow.close: seq ${seq} was never opened`);
+    if (seq < 1 || seq >= this.next) assert(false, `SeqWindow.close: seq ${seq} was never opened`);
     if (seq < this.floor) return;
     const ring = this.closed;
     ring[seq % ring.length] = 1;

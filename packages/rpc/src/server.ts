@@ -27,6 +27,8 @@ import {
   PROTOCOL_VERSION,
   readVarUint,
   Status,
+  swapOutput,
+  takeOutputView,
   Welcome,
   writeControl,
   writeError as writeErrorPayload,
@@ -508,6 +510,16 @@ export class ServerConnection {
     return bytes;
   }
 
+  /** @internal `takeOutput` without the copy: see `takeOutputView` in wire.ts for the contract. */
+  takeOutputView(): Uint8Array | null {
+    return takeOutputView(this.out);
+  }
+
+  /** @internal The last view is still queued in the transport: write the next frames elsewhere. */
+  swapOutput(next: Uint8Array | null): Uint8Array {
+    return swapOutput(this.out, next);
+  }
+
   /** The transport can take more output again: resume streams that wait on it. */
   drained(): void {
     for (const running of this.running.values()) if (running instanceof ServerStream) running.poke();
@@ -752,7 +764,9 @@ export class ServerConnection {
         return;
       }
     }
-    const deadlineMs = header.timeoutMs > 0 ? server.clock.nowMs() + header.timeoutMs : Number.POSITIVE_INFINITY;
+    // The deadline counts from the arrival of the chunk (or message) that carried the CALL: one clock
+    // read per chunk instead of one per call.
+    const deadlineMs = header.timeoutMs > 0 ? this.receivedMs + header.timeoutMs : Number.POSITIVE_INFINITY;
     if (procedure.stream) {
       this.startStream(cursor, procedure, wireId, new Context(deadlineMs, session.id), header.windowBytes);
       return;
@@ -807,6 +821,9 @@ export class ServerConnection {
       this.writeCached(wireId, cached.status, payload);
       return;
     }
+    // Handlers that return a value finish inside `onCall`: a call still running awaits a promise, and
+    // only such calls are in `running` tables (completeUnary relies on it).
+    assert(cached.pending, 'retryOf: a running call that is not pending');
     const previous = cached.connection;
     if (previous !== null && previous.running.get(cached.wireId) === cached) previous.running.delete(cached.wireId);
     cached.connection = this;
@@ -841,12 +858,13 @@ export class ServerConnection {
     // A synchronous completion happens inside `receive`, whose driver flushes right after; an
     // asynchronous one must ask for a flush.
     const wasPending = unary.pending;
+    const holder = unary.connection;
+    // Only a call whose handler returned a promise was ever put in a `running` table.
     if (wasPending) {
       unary.pending = false;
       this.pendingCount--;
+      if (holder !== null && holder.running.get(unary.wireId) === unary) holder.running.delete(unary.wireId);
     }
-    const holder = unary.connection;
-    if (holder !== null && holder.running.get(unary.wireId) === unary) holder.running.delete(unary.wireId);
     if (error !== null) {
       const thrown = classifyThrown(error, unary.procedure.name);
       if (thrown.status === Status.INTERNAL) {

@@ -18,7 +18,7 @@
  * replies; `timeoutMs` 0 means no deadline. Hot frames (CALL/REPLY/ITEM) are written by hand into the
  * connection's Writer; rare ones (HELLO/WELCOME) use kit schemas. No JSON on the wire.
  */
-import { DecodeFailure, Reader, s, Writer } from '@dsys/kit';
+import { assert, DecodeFailure, Reader, s, Writer } from '@dsys/kit';
 import { FINGERPRINT_BYTES, PROCEDURE_NAME_BYTES_MAX, PROCEDURES_MAX, SERVICE_NAME_BYTES_MAX } from './interface.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -314,7 +314,35 @@ export function readVarUint(reader: Reader, at: string): number {
   return reader.varuint(at);
 }
 
-/** A fresh writer per connection; 64 KiB covers a typical batch of frames without growing. */
+/** Initial size of a connection's output buffer: 64 KiB covers a typical batch of frames without growing. */
+export const OUTPUT_BYTES = 64 * 1024;
+
+/** A fresh writer per connection. */
 export function newOutput(): Writer {
-  return new Writer(64 * 1024);
+  return new Writer(OUTPUT_BYTES);
+}
+
+/**
+ * Everything written since the last take, as a *view* of the writer's buffer (or null), and the writer
+ * emptied. The view stays valid until the next write into the writer: the driver must hand it to the
+ * transport synchronously and, if the transport kept a reference (a write left queued), call
+ * `swapOutput` so that later frames go to another buffer instead of overwriting the queued ones.
+ */
+export function takeOutputView(writer: Writer): Uint8Array | null {
+  if (writer.length === 0) return null;
+  const bytes = writer.bytes.subarray(0, writer.length);
+  writer.length = 0;
+  return bytes;
+}
+
+/**
+ * The writer's buffer is still referenced by a queued write: continue in `next` (a buffer whose write
+ * completed) or in a new one. Returns the buffer given up, for the driver to hand back once it is free.
+ */
+export function swapOutput(writer: Writer, next: Uint8Array | null): Uint8Array {
+  assert(writer.length === 0, 'swapOutput: unsent frames would be lost');
+  const previous = writer.bytes;
+  writer.bytes = next ?? new Uint8Array(OUTPUT_BYTES);
+  writer.view = new DataView(writer.bytes.buffer, writer.bytes.byteOffset, writer.bytes.byteLength);
+  return previous;
 }

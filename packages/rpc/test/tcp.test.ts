@@ -74,6 +74,47 @@ test('many calls pipelined on one connection', async () => {
   }
 });
 
+test('replies written while earlier writes are queued arrive intact (output written without a copy)', async () => {
+  // Each side writes its frames straight from its output buffer. A write the kernel does not take at
+  // once stays queued with that buffer, and the frames encoded meanwhile must go to another one: here
+  // the client stops reading, so the server's writes queue while it keeps answering calls.
+  const Bulk = defineInterface({
+    name: 'bulk',
+    version: 1,
+    procedures: { echo: unary({ args: s.bytes({ bytesMax: 1 << 20 }), result: s.bytes({ bytesMax: 1 << 20 }) }) },
+  });
+  const server = await serve(Bulk, { echo: (bytes) => bytes }, { logger: memoryLogger().logger });
+  const client = connect(Bulk, server.address);
+  try {
+    await client.ready();
+    const payload = (i: number) => {
+      const bytes = new Uint8Array(i % 4 === 0 ? 64 : 150_000 + ((i * 7919) % 200_000));
+      for (let at = 0; at < bytes.length; at++) bytes[at] = (i * 31 + at) & 0xff;
+      return bytes;
+    };
+    for (let wave = 0; wave < 2; wave++) {
+      // Test-only access to the client's socket, to stop reading replies for a while.
+      const socket = (client as unknown as { socket: net.Socket }).socket;
+      socket.pause();
+      const sent = Array.from({ length: 64 }, (_, i) => payload(wave * 64 + i));
+      const echoed = Promise.all(sent.map((bytes) => client.stub.echo(bytes)));
+      // ~16 MB of replies: more than loopback buffers hold, so the server's writes queue (and it stops
+      // reading once 1 MiB waits); either way, frames are encoded while a write of the buffer is queued.
+      const answered = 64 * (wave + 1);
+      await waitFor(
+        () => server.stats().readPauses > wave || server.stats().callsStarted >= answered,
+        'the server to answer the wave or stop reading',
+      );
+      socket.resume();
+      const replies = await echoed;
+      for (let i = 0; i < sent.length; i++) assert.deepEqual(replies[i], sent[i], `wave ${wave}, call ${i}`);
+    }
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
 test('a deadline is sent to the server and enforced there', async () => {
   const state = counterState();
   const server = await serve(Counter, counterHandlers(state), { logger: memoryLogger().logger, tickMs: 2 });

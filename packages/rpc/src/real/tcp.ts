@@ -62,6 +62,8 @@ export interface RunningServer<I extends Interface> {
 interface Endpoint {
   receive(chunk: Uint8Array): void;
   takeOutput(): Uint8Array | null;
+  takeOutputView(): Uint8Array | null;
+  swapOutput(next: Uint8Array | null): Uint8Array;
 }
 
 /** One socket as a `Transport`: coalesced writes, close with a reason, congestion from the write buffer. */
@@ -70,11 +72,17 @@ class SocketLink implements Transport {
   closeReason: string | null = null;
   private scheduled = false;
   private readonly flushBound = () => this.flush();
+  /** The endpoint's former output buffer, referenced by a write still queued in the socket. */
+  private queuedBuffer: Uint8Array | null = null;
+  /** A former output buffer whose write completed: the next one to swap in. */
+  private spareBuffer: Uint8Array | null = null;
 
   constructor(
     readonly socket: net.Socket,
     private readonly highWaterBytes: number,
     private readonly onCongested: (() => void) | null,
+    /** Plain TCP: a write that the kernel takes at once keeps no reference to our buffer (not so for TLS). */
+    private readonly zeroCopy: boolean,
   ) {}
 
   wake(): void {
@@ -85,11 +93,27 @@ class SocketLink implements Transport {
 
   flush(): void {
     this.scheduled = false;
-    const bytes = this.endpoint?.takeOutput() ?? null;
-    if (bytes === null || this.socket.destroyed || this.socket.writableEnded) return;
-    this.socket.write(bytes);
-    if (this.onCongested !== null && this.socket.writableLength > this.highWaterBytes && !this.socket.isPaused()) {
-      this.socket.pause();
+    const endpoint = this.endpoint;
+    if (endpoint === null) return;
+    const socket = this.socket;
+    // With nothing queued, Node hands a write to the kernel at once (libuv's try-write) and keeps the
+    // buffer only if the kernel did not take all of it (`req.buffer`, lib/internal/stream_base_commons.js).
+    // So the endpoint's buffer is written without a copy; if the write queued, the endpoint continues
+    // in a second buffer, and the first is reused once nothing is queued any more (two buffers at most).
+    const direct = this.zeroCopy && socket.writableLength === 0 && !socket.connecting;
+    if (direct && this.queuedBuffer !== null) {
+      this.spareBuffer = this.queuedBuffer;
+      this.queuedBuffer = null;
+    }
+    const bytes = direct ? endpoint.takeOutputView() : endpoint.takeOutput();
+    if (bytes === null || socket.destroyed || socket.writableEnded) return;
+    socket.write(bytes);
+    if (direct && socket.writableLength > 0) {
+      this.queuedBuffer = endpoint.swapOutput(this.spareBuffer);
+      this.spareBuffer = null;
+    }
+    if (this.onCongested !== null && socket.writableLength > this.highWaterBytes && !socket.isPaused()) {
+      socket.pause();
       this.onCongested();
     }
   }
@@ -135,7 +159,7 @@ export async function serve<I extends Interface>(
     sockets.add(socket);
     socket.setNoDelay(true);
     // Stop reading a client that does not read its replies; 'drain' resumes it.
-    const link = new SocketLink(socket, highWaterBytes, paused);
+    const link = new SocketLink(socket, highWaterBytes, paused, options.tls === undefined);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const connection: ServerConnection = rpc.connect(link, peer);
     link.endpoint = connection;
@@ -310,7 +334,7 @@ export class RpcConnection<I extends Interface> {
       : net.connect({ host: this.host, port: this.port });
     this.socket = socket;
     socket.setNoDelay(true);
-    const link = new SocketLink(socket, 1024 * 1024, null);
+    const link = new SocketLink(socket, 1024 * 1024, null, tlsOptions === undefined);
     link.endpoint = this.client;
     let error: string | null = null;
     let connected = false;
