@@ -38,6 +38,7 @@ import {
   type Rng,
 } from '@dsys/kit';
 import {
+  appendReadyRecords,
   type ConfState,
   EMPTY_CONF_STATE,
   type Entry,
@@ -1055,21 +1056,7 @@ export class CoordNode {
       const ready = this.core.ready();
       this.handleReady(ready, effects);
       if (ready.snapshot !== null) write.snapshot = true;
-      const hard = ready.hardState;
-      if (
-        hard !== null &&
-        ready.entries.length > 0 &&
-        (hard.term !== this.writtenHard.term || hard.vote !== this.writtenHard.vote)
-      ) {
-        // A torn write may keep a prefix of this batch: the new term goes first (with the commit index
-        // already durable), so recovery never finds entries of a term its hard state has not reached.
-        write.records.push(encodeHardStateRecord({ ...hard, commit: this.writtenHard.commit }));
-      }
-      if (ready.entries.length > 0) write.records.push(encodeEntriesRecord(ready.entries));
-      if (hard !== null) {
-        write.records.push(encodeHardStateRecord(hard));
-        this.writtenHard = hard;
-      }
+      this.writtenHard = appendReadyRecords(write.records, ready.entries, ready.hardState, this.writtenHard);
       if (ready.persistAck !== null) write.acks.push(ready.persistAck);
       if (ready.mustSync) write.sync = true;
       for (const outgoing of ready.messagesAfterPersist) {

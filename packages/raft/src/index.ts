@@ -76,6 +76,7 @@ export {
   type Ready,
 } from './raft-core.js';
 export {
+  appendReadyRecords,
   type DurableRecord,
   decodeRecord,
   decodeSnapshot,

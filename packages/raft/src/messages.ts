@@ -93,6 +93,10 @@ const entryList = s.map(
   'entries',
 );
 
+/** Most proposals one forwarded `propose` message carries. */
+export const PROPOSE_ENTRIES_MAX = 4096;
+const proposalData = s.bytes({ bytesMax: ENTRY_DATA_BYTES_MAX });
+
 export const snapshotMetaSchema: Schema<SnapshotMeta> = s.struct({
   index: indexSchema,
   term: termSchema,
@@ -149,6 +153,11 @@ export const raftMessageSchema = s.union('type', {
   readIndex: s.struct({ term: termSchema, requestId: uint }),
   readIndexResponse: s.struct({ term: termSchema, requestId: uint, index: indexSchema, ok: s.bool }),
   /**
+   * A follower's proposals for the leader (etcd's forwarded MsgProp): appended like the leader's own,
+   * or dropped if the receiver does not lead or refuses them; the proposer finds out by applying.
+   */
+  propose: s.struct({ term: termSchema, entries: s.array(proposalData, { itemsMax: PROPOSE_ENTRIES_MAX }) }),
+  /**
    * A node's note to itself, never sent to another node (the core drops one from elsewhere): the
    * client requests of this turn are all in, so hand them to the core's next Ready as one batch
    * (`KvConfig.batchRequests`).
@@ -193,6 +202,8 @@ export function describeMessage(message: RaftMessage): string {
       return `readIndex t${message.term} id=${message.requestId}`;
     case 'readIndexResponse':
       return `readIndexResp t${message.term} id=${message.requestId} ${message.ok ? `index=${message.index}` : 'rejected'}`;
+    case 'propose':
+      return `propose t${message.term} x${message.entries.length}`;
     case 'localFlush':
       return `localFlush t${message.term}`;
   }

@@ -23,7 +23,7 @@ import { assert, maybe, type NodeId, type Rng, unreachable } from '@dsys/kit';
 import type { RaftConfig } from './config.js';
 import { RaftLog } from './log.js';
 import { applyConfChanges, type ConfChange, leaveJoint } from './membership.js';
-import { ENTRY_OVERHEAD_BYTES, type Outgoing, type RaftMessage } from './messages.js';
+import { ENTRY_OVERHEAD_BYTES, type Outgoing, PROPOSE_ENTRIES_MAX, type RaftMessage } from './messages.js';
 import { Progress } from './progress.js';
 import { hasQuorum, jointCommitted, jointVoteResult } from './quorum.js';
 import { type PendingRead, ReadQueue, RoundTicks } from './read-only.js';
@@ -191,6 +191,8 @@ export class RaftCore {
 
   private msgs: Outgoing[] = [];
   private msgsAfterPersist: Outgoing[] = [];
+  /** Bytes in the last `propose` message of `msgs` (forwarded proposals share a message up to a size). */
+  private forwardBytes = 0;
   private readStates: ReadState[] = [];
   private readFailures: ReadFailure[] = [];
   /** The hard state last handed out for persistence. */
@@ -344,6 +346,9 @@ export class RaftCore {
       case 'readIndexResponse':
         this.handleReadIndexResponse(from, message);
         return;
+      case 'propose':
+        this.handleForwardedProposals(from, message.entries);
+        return;
       default:
         unreachable(message, 'RaftCore.step');
         return;
@@ -412,6 +417,43 @@ export class RaftCore {
     const index = LogIndex(this.log.lastIndex() + 1);
     this.appendEntries([{ type: 'normal', term: this.term, index, data }]);
     return { ok: true, index, term: this.term };
+  }
+
+  /**
+   * etcd's proposal forwarding (a follower's MsgProp goes to its leader): hands `data` to the leader
+   * this follower knows, which appends it as its own proposal. Fire and forget: the message may be
+   * lost, the leader may refuse it or lose it in a leader change, so the caller learns the outcome only
+   * by applying an entry it can recognize as its own (the application tags its commands) and must
+   * time out otherwise. Proposals of one batch share a message.
+   */
+  forwardProposal(data: Uint8Array): Accepted {
+    if (this.role !== 'follower' || this.leader === null) return { ok: false, error: { code: 'NO_LEADER' } };
+    const last = this.msgs[this.msgs.length - 1];
+    if (
+      last !== undefined &&
+      last.to === this.leader &&
+      last.message.type === 'propose' &&
+      last.message.entries.length < PROPOSE_ENTRIES_MAX &&
+      this.forwardBytes + data.length <= this.config.maxSizePerMsgBytes
+    ) {
+      last.message.entries.push(data);
+      this.forwardBytes += data.length;
+      return { ok: true };
+    }
+    this.send(this.leader, { type: 'propose', term: this.term, entries: [data] });
+    this.forwardBytes = data.length;
+    return { ok: true };
+  }
+
+  private handleForwardedProposals(from: NodeId, entries: readonly Uint8Array[]): void {
+    if (this.role !== 'leader') {
+      this.drop(`proposals from n${from} while not leading`);
+      return;
+    }
+    for (const data of entries) {
+      const proposed = this.propose(data);
+      if (!proposed.ok) this.drop(`forwarded proposal from n${from}: ${proposed.error.code}`);
+    }
   }
 
   /** Proposes a membership change (joint consensus when voters change; see membership.ts). */

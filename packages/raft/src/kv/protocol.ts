@@ -25,6 +25,7 @@ import {
   type NodeId,
   type Protocol,
   type RequestId,
+  unreachable,
   validate,
   Writer,
 } from '@dsys/kit';
@@ -32,13 +33,23 @@ import { type RaftConfig, validateRaftConfig } from '../config.js';
 import type { RaftMessage } from '../messages.js';
 import { type PersistAck, RaftCore, type RaftError, type Ready } from '../raft-core.js';
 import {
+  appendReadyRecords,
   encodeEntriesRecord,
   encodeHardStateRecord,
   encodeSnapshot,
   RaftRecoveryError,
   recoverDurable,
 } from '../records.js';
-import { type ConfState, EMPTY_CONF_STATE, type Entry, type LogIndex, type RaftRole, type Snapshot } from '../types.js';
+import {
+  type ConfState,
+  EMPTY_CONF_STATE,
+  type Entry,
+  type HardState,
+  type LogIndex,
+  type RaftRole,
+  type Snapshot,
+} from '../types.js';
+import { type EtcdTxn, type EtcdTxnError, TXN_OPS_MAX, txnMayWrite } from './etcd-schema.js';
 import {
   type KvCommand,
   type KvErrorCode,
@@ -49,6 +60,7 @@ import {
   SCAN_LIMIT_MAX,
 } from './schema.js';
 import { type KvApplyResult, KvStateMachine } from './state-machine.js';
+import { type TxnOutcome, txnRequestProblem } from './store.js';
 
 /** Instrumentation for checkers (the simulator's state-machine-safety check); never affects the protocol. */
 export interface KvObserver {
@@ -75,6 +87,12 @@ export interface KvConfig {
    * on in real processes, drawn per seed in the simulator.
    */
   readonly batchRequests: boolean;
+  /**
+   * A follower answers an etcd write it forwarded to the leader once it applies the entry; if that
+   * does not happen within this many ticks, it answers TIMED_OUT (outcome unknown). Default: ten
+   * election timeouts.
+   */
+  readonly forwardTimeoutTicks: number;
   readonly observer?: KvObserver;
 }
 
@@ -88,6 +106,7 @@ export type KvConfigInput = Partial<Omit<KvConfig, 'raft'>> & { readonly raft?: 
 
 /** Fills defaults and validates (throws `KvConfigError` or `RaftConfigError`). */
 export function kvConfig(input: KvConfigInput = {}): KvConfig {
+  const raft = validateRaftConfig(input.raft);
   const config: KvConfig = {
     initialVoters: null,
     snapshotEntries: 1000,
@@ -96,8 +115,9 @@ export function kvConfig(input: KvConfigInput = {}): KvConfig {
     pendingProposalsMax: 4096,
     pendingReadsMax: 4096,
     batchRequests: false,
+    forwardTimeoutTicks: 10 * raft.electionTicks,
     ...input,
-    raft: validateRaftConfig(input.raft),
+    raft,
   };
   for (const field of [
     'snapshotEntries',
@@ -105,6 +125,7 @@ export function kvConfig(input: KvConfigInput = {}): KvConfig {
     'sessionsMax',
     'pendingProposalsMax',
     'pendingReadsMax',
+    'forwardTimeoutTicks',
   ] as const) {
     const value = config[field];
     if (!Number.isSafeInteger(value) || value < 1)
@@ -132,7 +153,7 @@ interface PendingWrite {
   /** The client's request and any retries of it that arrived while the entry was in flight. */
   readonly waiters: Waiter[];
   readonly term: number;
-  readonly kind: 'write' | 'openSession' | 'changeMembership';
+  readonly kind: 'write' | 'openSession' | 'changeMembership' | 'etcd';
   /** `sessionId:seq` of a write, so that a retry joins the entry already proposed. */
   readonly key: string | null;
 }
@@ -145,10 +166,19 @@ interface StepWrite {
   snapshot: boolean;
 }
 
+type ReadRequest = Extract<KvRequest, { type: 'get' | 'scan' | 'etcdRange' | 'etcdTxn' }>;
+
 interface PendingRead {
   readonly client: ClientId;
   readonly requestId: RequestId;
-  readonly request: Extract<KvRequest, { type: 'get' | 'scan' }>;
+  readonly request: ReadRequest;
+}
+
+/** An etcd write this follower forwarded to its leader, answered when its entry applies here. */
+interface ForwardedWrite {
+  readonly client: ClientId;
+  readonly requestId: RequestId;
+  readonly expiresAtTick: number;
 }
 
 export class KvNode {
@@ -183,15 +213,29 @@ export class KvNode {
   private readonly writer = new Writer();
   /** A `localFlush` is on its way to this node (batching; see `scheduleFlush`). */
   private flushScheduled = false;
+  /**
+   * This incarnation, in the forwarded commands' `origin`: the clock at start, so that an entry a
+   * previous incarnation forwarded never answers a request of this one (etcd's request ids also start
+   * from the member's start time).
+   */
+  private readonly boot: number;
+  /** Forwarded etcd writes by their `origin.seq`, oldest first (so expiry stops at the first live one). */
+  private readonly forwarded = new Map<number, ForwardedWrite>();
+  private forwardSeqNext = 1;
+  private ticks = 0;
+  /** The newest hard state in the records emitted so far (see `appendReadyRecords`). */
+  private writtenHard: HardState;
 
   constructor(context: NodeContext<KvConfig>) {
     const config = context.config;
     this.id = context.id;
     this.config = config;
     this.nowMs = context.nowMs;
+    this.boot = Math.max(0, Math.floor(context.nowMs));
     const recovered = recoverDurable(context.durable);
     if (!recovered.ok) throw recovered.error;
     const { hardState, snapshot, entries } = recovered.value;
+    this.writtenHard = hardState;
     this.machine = this.machineFrom(snapshot);
     this.appliedIndex = snapshot?.meta.index ?? (0 as LogIndex);
     this.core = new RaftCore({
@@ -236,12 +280,19 @@ export class KvNode {
     switch (event.type) {
       case 'tick':
         this.nowMs = event.nowMs;
+        this.ticks++;
         this.core.tick();
+        this.expireForwarded(effects);
         break;
       case 'receive':
         // Our own flush note: the batch of requests is complete; `drain` below hands it to the core.
         if (event.from === this.id && event.message.type === 'localFlush') break;
         this.core.step(event.from, event.message);
+        // A follower's forwarded proposals join the leader's batch like its own clients' requests.
+        if (this.config.batchRequests && event.message.type === 'propose' && this.core.hasReady()) {
+          this.scheduleFlush(effects);
+          return effects;
+        }
         break;
       case 'request':
         this.handleRequest(event.client, event.requestId, event.request, effects);
@@ -313,6 +364,75 @@ export class KvNode {
         reply(accepted.ok ? { type: 'transferLeader' } : this.raftError(accepted.error));
         return;
       }
+      case 'etcdRange':
+        this.handleEtcdRead(client, requestId, request, reply);
+        return;
+      case 'etcdTxn': {
+        const problem = txnRequestProblem(request.txn, TXN_OPS_MAX);
+        if (problem !== null) {
+          this.badRequests++;
+          reply(this.error('BAD_REQUEST', problem));
+        } else if (txnMayWrite(request.txn)) this.handleEtcdWrite(client, requestId, request.txn, reply);
+        else this.handleEtcdRead(client, requestId, request, reply);
+        return;
+      }
+    }
+  }
+
+  /** etcd reads: serializable ones from this node's state at once, the others through ReadIndex on any node. */
+  private handleEtcdRead(
+    client: ClientId,
+    requestId: RequestId,
+    request: Extract<KvRequest, { type: 'etcdRange' | 'etcdTxn' }>,
+    reply: (response: KvResponse) => void,
+  ): void {
+    if (request.serializable) {
+      reply(this.read(request));
+      return;
+    }
+    if (request.type === 'etcdRange' && request.query.key.length === 0) {
+      reply(this.error('BAD_REQUEST', 'key is not provided'));
+      return;
+    }
+    this.readThroughIndex(client, requestId, request, reply);
+  }
+
+  /**
+   * An etcd write: the leader proposes it; a follower forwards it to the leader (etcd followers do) and
+   * answers once the entry applies here, or TIMED_OUT after `forwardTimeoutTicks`.
+   */
+  private handleEtcdWrite(
+    client: ClientId,
+    requestId: RequestId,
+    txn: EtcdTxn,
+    reply: (response: KvResponse) => void,
+  ): void {
+    if (this.core.role === 'leader') {
+      this.propose(client, requestId, 'etcd', { type: 'etcdTxn', timeMs: this.timeMs(), origin: null, txn }, reply);
+      return;
+    }
+    if (this.forwarded.size >= this.config.pendingProposalsMax) {
+      reply(this.error('BUSY', `${this.forwarded.size} forwarded writes pending`));
+      return;
+    }
+    const seq = this.forwardSeqNext;
+    const origin = { node: this.id, boot: this.boot, seq };
+    const command: KvCommand = { type: 'etcdTxn', timeMs: this.timeMs(), origin, txn };
+    const accepted = this.core.forwardProposal(encode(kvCommandSchema, command, this.writer));
+    if (!accepted.ok) {
+      reply(this.notLeader());
+      return;
+    }
+    this.forwardSeqNext++;
+    this.forwarded.set(seq, { client, requestId, expiresAtTick: this.ticks + this.config.forwardTimeoutTicks });
+  }
+
+  private expireForwarded(effects: KvEffect[]): void {
+    for (const [seq, waiter] of this.forwarded) {
+      if (waiter.expiresAtTick > this.ticks) return;
+      this.forwarded.delete(seq);
+      const response = this.error('TIMED_OUT', 'the forwarded write was not seen applied in time: outcome unknown');
+      effects.push({ type: 'reply', client: waiter.client, requestId: waiter.requestId, response });
     }
   }
 
@@ -413,6 +533,16 @@ export class KvNode {
       reply(this.notLeader());
       return;
     }
+    this.readThroughIndex(client, requestId, request, reply);
+  }
+
+  /** Dissertation §6.4: the read waits for a read index (the leader's, confirmed by a quorum) to apply here. */
+  private readThroughIndex(
+    client: ClientId,
+    requestId: RequestId,
+    request: ReadRequest,
+    reply: (response: KvResponse) => void,
+  ): void {
     if (this.pendingReads.size + this.readsAwaitingApply.length >= this.config.pendingReadsMax) {
       reply(this.error('BUSY', 'reads pending'));
       return;
@@ -448,9 +578,7 @@ export class KvNode {
       const ready = this.core.ready();
       this.handleReady(ready, effects);
       if (ready.snapshot !== null) write.snapshot = true;
-      // Entries before the hard state: a crash between the two loses the commit index, never entries it names.
-      if (ready.entries.length > 0) write.records.push(encodeEntriesRecord(ready.entries));
-      if (ready.hardState !== null) write.records.push(encodeHardStateRecord(ready.hardState));
+      this.writtenHard = appendReadyRecords(write.records, ready.entries, ready.hardState, this.writtenHard);
       if (ready.persistAck !== null) write.acks.push(ready.persistAck);
       if (ready.mustSync) write.sync = true;
       promises.push(...ready.messagesAfterPersist);
@@ -512,6 +640,7 @@ export class KvNode {
     if (compactLocally) this.core.compact(this.machine.snapshot());
     if (write.snapshot || compactLocally) {
       const tail = this.core.durableTail();
+      this.writtenHard = tail.hardState;
       const snapshot = this.core.currentSnapshot();
       const last = tail.entries[tail.entries.length - 1];
       const ack = this.ackFor([
@@ -555,13 +684,28 @@ export class KvNode {
     this.appliedIndex = entry.index;
     this.config.observer?.applied(this.id, entry);
     const result: KvApplyResult | null = entry.type === 'normal' ? this.machine.apply(entry.index, entry.data) : null;
+    if (result?.type === 'etcdTxn' && result.origin !== null) this.answerForwarded(result, effects);
     const pending = this.pendingWrites.get(entry.index);
     if (pending === undefined) return;
     this.forgetPending(entry.index, pending);
     // Another entry took the index: the proposal was lost with a leader change (the client retries).
-    const response = pending.term === entry.term ? responseFor(pending, entry, result) : this.notLeader();
+    let response: KvResponse;
+    if (pending.term !== entry.term) response = this.notLeader();
+    else if (result?.type === 'etcdTxn') response = this.etcdTxnResponse(result.outcome);
+    else response = responseFor(pending, entry, result);
     for (const waiter of pending.waiters)
       effects.push({ type: 'reply', client: waiter.client, requestId: waiter.requestId, response });
+  }
+
+  /** An etcd write this incarnation forwarded has applied: its client gets the answer from here. */
+  private answerForwarded(result: Extract<KvApplyResult, { type: 'etcdTxn' }>, effects: KvEffect[]): void {
+    const origin = result.origin;
+    if (origin === null || origin.node !== this.id || origin.boot !== this.boot) return;
+    const waiter = this.forwarded.get(origin.seq);
+    if (waiter === undefined) return;
+    this.forwarded.delete(origin.seq);
+    const response = this.etcdTxnResponse(result.outcome);
+    effects.push({ type: 'reply', client: waiter.client, requestId: waiter.requestId, response });
   }
 
   private forgetPending(index: number, pending: PendingWrite): void {
@@ -588,10 +732,37 @@ export class KvNode {
     this.readsAwaitingApply = waiting;
   }
 
-  private read(request: Extract<KvRequest, { type: 'get' | 'scan' }>): KvResponse {
-    if (request.type === 'get') return { type: 'get', value: this.machine.get(request.key) };
-    const { entries, more } = this.machine.scan(request.prefix, request.limit);
-    return { type: 'scan', entries, more };
+  private read(request: ReadRequest): KvResponse {
+    switch (request.type) {
+      case 'get':
+        return { type: 'get', value: this.machine.get(request.key) };
+      case 'scan': {
+        const { entries, more } = this.machine.scan(request.prefix, request.limit);
+        return { type: 'scan', entries, more };
+      }
+      case 'etcdRange': {
+        const outcome = this.machine.range(request.query);
+        if (!outcome.ok) return this.etcdError(outcome.error);
+        return { type: 'etcdRange', term: this.core.term, revision: outcome.revision, result: outcome.result };
+      }
+      case 'etcdTxn':
+        return this.etcdTxnResponse(this.machine.readTxn(request.txn));
+    }
+  }
+
+  private etcdTxnResponse(outcome: TxnOutcome): KvResponse {
+    if (!outcome.ok) return this.etcdError(outcome.error);
+    const { revision, succeeded, responses } = outcome;
+    return { type: 'etcdTxn', term: this.core.term, revision, succeeded, responses };
+  }
+
+  private etcdError(error: EtcdTxnError): KvResponse {
+    const messages: Record<EtcdTxnError, string> = {
+      KEY_NOT_FOUND: 'key not found',
+      COMPACTED: `mvcc: required revision has been compacted (only revision ${this.machine.revision} is kept)`,
+      FUTURE_REV: 'mvcc: required revision is a future revision',
+    };
+    return this.error(error, messages[error]);
   }
 
   /** A leader that stepped down answers its pending writes LEADER_CHANGED: their fate is unknown, so clients retry. */
@@ -677,6 +848,7 @@ export class KvNode {
     );
     assert(this.core.role === 'leader' || this.pendingWrites.size === 0, 'kv: a non-leader holds pending writes');
     assert(this.pendingBySession.size <= this.pendingWrites.size, 'kv: session index larger than pending writes');
+    assert(this.forwarded.size <= this.config.pendingProposalsMax, 'kv: forwarded writes over the limit');
   }
 }
 
@@ -705,6 +877,8 @@ function responseFor(pending: PendingWrite, entry: Entry, result: KvApplyResult 
         leaderHint: null,
         message: result.code === 'SESSION_EXPIRED' ? 'session expired' : 'stale sequence number',
       };
+    case 'etcdTxn':
+      return unreachable(result as never, 'responseFor: etcd results are answered by KvNode');
     case 'none':
       return { type: 'error', code: 'BAD_REQUEST', leaderHint: null, message: 'command did not decode' };
   }

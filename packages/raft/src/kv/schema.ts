@@ -10,11 +10,10 @@
  */
 import { type Infer, s } from '@dsys/kit';
 import { nodeIdSchema } from '../messages.js';
+import { etcdOpResultsSchema, etcdTxnSchema, rangeQuerySchema, rangeResultSchema } from './etcd-schema.js';
+import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from './limits.js';
 
-/** Largest key, in UTF-8 bytes. */
-export const KEY_BYTES_MAX = 4096;
-/** Largest value, in UTF-8 bytes (the issue's "values up to 1 MiB"). */
-export const VALUE_BYTES_MAX = 1024 * 1024;
+export { KEY_BYTES_MAX, VALUE_BYTES_MAX } from './limits.js';
 /** Most keys one scan returns. */
 export const SCAN_LIMIT_MAX = 1000;
 /** Most membership changes in one request. */
@@ -43,6 +42,16 @@ export const kvRequestSchema = s.union('type', {
   changeMembership: s.struct({ changes: s.array(confChangeSchema, { itemsMax: CONF_CHANGES_MAX }) }),
   transferLeader: s.struct({ to: nodeIdSchema }),
   status: s.struct({}),
+  /**
+   * etcd's Range (the gateway's KV.Range): linearizable through ReadIndex on any node (a follower asks
+   * its leader for the read index), or `serializable`: this node's applied state, at once.
+   */
+  etcdRange: s.struct({ query: rangeQuerySchema, serializable: s.bool }),
+  /**
+   * etcd's Txn (also its Put and DeleteRange, as one-operation transactions). One that may write goes
+   * through the log (a follower forwards it to its leader); a read-only one is served like a range.
+   */
+  etcdTxn: s.struct({ txn: etcdTxnSchema, serializable: s.bool }),
 });
 export type KvRequest = Infer<typeof kvRequestSchema>;
 
@@ -64,6 +73,17 @@ export const KV_ERROR_CODES = [
    * next leader, or may be lost. Its outcome is unknown; retry it in the same session (exactly once).
    */
   'LEADER_CHANGED',
+  /**
+   * A write forwarded to the leader was not seen applied within the node's forwarding timeout: it may
+   * still apply, or may be lost (etcd's "request timed out").
+   */
+  'TIMED_OUT',
+  /** etcd: a put that keeps the value or lease names a missing key; nothing of the transaction applied. */
+  'KEY_NOT_FOUND',
+  /** etcd: a read at a revision older than the newest (only the newest is kept). */
+  'COMPACTED',
+  /** etcd: a read at a revision the store has not reached. */
+  'FUTURE_REV',
 ] as const;
 export type KvErrorCode = (typeof KV_ERROR_CODES)[number];
 
@@ -90,6 +110,9 @@ export const kvResponseVariants = {
     votersOutgoing: s.array(nodeIdSchema, { itemsMax: 64 }),
     learners: s.array(nodeIdSchema, { itemsMax: 64 }),
   }),
+  /** etcd answers carry the node's term and the store revision they reflect (etcd's response header). */
+  etcdRange: s.struct({ term: s.uint, revision: s.uint, result: rangeResultSchema }),
+  etcdTxn: s.struct({ term: s.uint, revision: s.uint, succeeded: s.bool, responses: etcdOpResultsSchema }),
   error: s.struct({
     code: s.enum(KV_ERROR_CODES),
     leaderHint: s.nullable(nodeIdSchema),
@@ -100,6 +123,10 @@ export const kvResponseVariants = {
 export const kvResponseSchema = s.union('type', kvResponseVariants);
 export type KvResponse = Infer<typeof kvResponseSchema>;
 export type KvErrorResponse = Extract<KvResponse, { type: 'error' }>;
+
+/** Who waits for a forwarded write: node, its incarnation (start time) and a request number there. */
+export const originSchema = s.struct({ node: s.uint, boot: s.uint, seq: s.uint });
+export type Origin = Infer<typeof originSchema>;
 
 const writeOpSchema = s.union('type', {
   put: s.struct({ key, value }),
@@ -115,6 +142,12 @@ export type KvWriteOp = Infer<typeof writeOpSchema>;
 export const kvCommandSchema = s.union('type', {
   openSession: s.struct({ timeMs: s.uint }),
   write: s.struct({ sessionId: s.uint, seq: s.uint, timeMs: s.uint, op: writeOpSchema }),
+  /**
+   * An etcd transaction (no session: etcd's writes are at-least-once for a client that retries).
+   * `origin` names the node that forwarded it to the leader and the request there, which that node
+   * answers when it applies the entry (etcd's wait registry); null when the leader proposed it.
+   */
+  etcdTxn: s.struct({ timeMs: s.uint, origin: s.nullable(originSchema), txn: etcdTxnSchema }),
 });
 export type KvCommand = Infer<typeof kvCommandSchema>;
 

@@ -7,18 +7,25 @@
  * older one is refused. Sessions expire by *log time* (the largest leader timestamp among applied
  * commands), never by a replica's own clock, so every replica expires the same sessions at the same
  * index; when the table is full, opening a session evicts the least recently active one.
+ *
+ * The map itself is `KeyValueStore` (bytes keys and values with etcd's revisions): the native
+ * commands (put, delete, cas on UTF-8 strings) and etcd transactions change the same keys, so
+ * `etcdctl get k` reads what `dsys kv put k v` wrote and the other way round.
  */
 import { assert, type Decoded, decode, encode, s } from '@dsys/kit';
 import type { ReplicatedStateMachine } from '../types.js';
+import { binaryOf, binaryOfText, bytesOfBinary, equalBytes, textOfBinary, textOfBytes, utf8Bytes } from './bytes.js';
+import type { EtcdTxn, RangeQuery } from './etcd-schema.js';
+import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from './limits.js';
 import {
-  KEY_BYTES_MAX,
   type KvCommand,
   type KvWriteOp,
   type KvWriteResult,
   kvCommandSchema,
   kvWriteResultSchema,
-  VALUE_BYTES_MAX,
+  type Origin,
 } from './schema.js';
+import { KeyValueStore, type RangeOutcome, type TxnOutcome } from './store.js';
 
 /** Largest scan response, in key and value bytes; a longer scan stops early with `more`. */
 export const SCAN_BYTES_MAX = 4 * 1024 * 1024;
@@ -41,29 +48,34 @@ export type KvApplyResult =
   | { readonly type: 'openSession'; readonly sessionId: number }
   | { readonly type: 'write'; readonly result: KvWriteResult; readonly duplicate: boolean }
   | { readonly type: 'rejected'; readonly code: 'SESSION_EXPIRED' | 'SEQ_STALE' }
+  | { readonly type: 'etcdTxn'; readonly outcome: TxnOutcome; readonly origin: Origin | null }
   /** The leader's no-op, or a command that does not decode (counted; identical on every replica). */
   | { readonly type: 'none' };
 
 const snapshotSchema = s.struct({
   version: s.u8,
   clockMs: s.uint,
+  revision: s.uint,
   pairs: s.array(
-    s.struct({ key: s.string({ bytesMax: KEY_BYTES_MAX }), value: s.string({ bytesMax: VALUE_BYTES_MAX }) }),
-    {
-      itemsMax: SNAPSHOT_ITEMS_MAX,
-    },
+    s.struct({
+      key: s.bytes({ bytesMax: KEY_BYTES_MAX }),
+      value: s.bytes({ bytesMax: VALUE_BYTES_MAX }),
+      createRevision: s.uint,
+      modRevision: s.uint,
+      version: s.uint,
+    }),
+    { itemsMax: SNAPSHOT_ITEMS_MAX },
   ),
   sessions: s.array(
     s.struct({ id: s.uint, lastSeq: s.uint, lastActiveMs: s.uint, result: s.nullable(kvWriteResultSchema) }),
     { itemsMax: SNAPSHOT_ITEMS_MAX },
   ),
 });
-const SNAPSHOT_VERSION = 1;
+/** 2: bytes keys and values with revisions (1 held strings). */
+const SNAPSHOT_VERSION = 2;
 
 export class KvStateMachine implements ReplicatedStateMachine<KvApplyResult> {
-  private readonly data = new Map<string, string>();
-  /** Sorted keys for scans, rebuilt lazily after a key is added or removed. */
-  private sortedKeys: string[] | null = null;
+  readonly store = new KeyValueStore();
   /** In least-recently-active order (a touched session is moved to the end). */
   private readonly sessions = new Map<number, Session>();
   /** Log time: the largest command timestamp applied so far. */
@@ -74,11 +86,16 @@ export class KvStateMachine implements ReplicatedStateMachine<KvApplyResult> {
   constructor(private readonly limits: KvStateMachineLimits) {}
 
   get size(): number {
-    return this.data.size;
+    return this.store.size;
   }
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** etcd's store revision (see etcd-schema.ts). */
+  get revision(): number {
+    return this.store.revision;
   }
 
   /** Applies the command of the entry at `index` (the session id of an openSession is its index). */
@@ -91,8 +108,14 @@ export class KvStateMachine implements ReplicatedStateMachine<KvApplyResult> {
     }
     const command = decoded.value;
     this.advanceClock(command.timeMs);
-    if (command.type === 'openSession') return this.openSession(index);
-    return this.applyWrite(command);
+    switch (command.type) {
+      case 'openSession':
+        return this.openSession(index);
+      case 'write':
+        return this.applyWrite(command);
+      case 'etcdTxn':
+        return { type: 'etcdTxn', outcome: this.store.applyTxn(command.txn), origin: command.origin };
+    }
   }
 
   private advanceClock(timeMs: number): void {
@@ -135,31 +158,23 @@ export class KvStateMachine implements ReplicatedStateMachine<KvApplyResult> {
   }
 
   private applyOp(op: KvWriteOp): KvWriteResult {
+    const key = binaryOfText(op.key);
     switch (op.type) {
       case 'put':
-        this.set(op.key, op.value);
+        this.store.put(key, utf8Bytes(op.value));
         return { type: 'put' };
       case 'delete':
-        return { type: 'delete', existed: this.remove(op.key) };
+        return { type: 'delete', existed: this.store.delete(key) };
       case 'cas': {
-        const current = this.data.get(op.key) ?? null;
-        if (current !== op.expected) return { type: 'cas', ok: false };
-        if (op.value === null) this.remove(op.key);
-        else this.set(op.key, op.value);
+        const current = this.store.lookup(key)?.value ?? null;
+        const expected = op.expected === null ? null : utf8Bytes(op.expected);
+        const matches = current === null || expected === null ? current === expected : equalBytes(current, expected);
+        if (!matches) return { type: 'cas', ok: false };
+        if (op.value === null) this.store.delete(key);
+        else this.store.put(key, utf8Bytes(op.value));
         return { type: 'cas', ok: true };
       }
     }
-  }
-
-  private set(key: string, value: string): void {
-    if (!this.data.has(key)) this.sortedKeys = null;
-    this.data.set(key, value);
-  }
-
-  private remove(key: string): boolean {
-    const existed = this.data.delete(key);
-    if (existed) this.sortedKeys = null;
-    return existed;
   }
 
   /**
@@ -176,41 +191,56 @@ export class KvStateMachine implements ReplicatedStateMachine<KvApplyResult> {
     return this.sessions.has(sessionId);
   }
 
+  /** The value of a native (UTF-8) key as text; bytes that are not UTF-8 read as U+FFFD. */
   get(key: string): string | null {
-    return this.data.get(key) ?? null;
+    const record = this.store.lookup(binaryOfText(key));
+    return record === undefined ? null : textOfBytes(record.value);
   }
 
   /** Keys with `prefix`, ascending, at most `limit`, within SCAN_BYTES_MAX. */
   scan(prefix: string, limit: number): { entries: { key: string; value: string }[]; more: boolean } {
-    const keys = this.keysSorted();
-    let at = lowerBound(keys, prefix);
     const entries: { key: string; value: string }[] = [];
     let bytes = 0;
-    for (; at < keys.length; at++) {
-      const key = keys[at]!;
-      if (!key.startsWith(prefix)) return { entries, more: false };
-      const value = this.data.get(key)!;
+    for (const key of this.store.keysWithPrefix(binaryOfText(prefix))) {
+      const value = this.store.lookup(key)!.value;
       bytes += key.length + value.length;
       if (entries.length >= limit || (entries.length > 0 && bytes > SCAN_BYTES_MAX)) return { entries, more: true };
-      entries.push({ key, value });
+      entries.push({ key: textOfBinary(key), value: textOfBytes(value) });
     }
     return { entries, more: false };
   }
 
-  private keysSorted(): string[] {
-    if (this.sortedKeys === null) this.sortedKeys = [...this.data.keys()].sort(compareStrings);
-    return this.sortedKeys;
+  /** An etcd range against the applied state (the caller decides whether that read is linearizable). */
+  range(query: RangeQuery): RangeOutcome {
+    return this.store.range(query);
+  }
+
+  /** A read-only etcd transaction against the applied state. */
+  readTxn(txn: EtcdTxn): TxnOutcome {
+    return this.store.readTxn(txn);
   }
 
   snapshot(): Uint8Array {
-    const pairs = this.keysSorted().map((key) => ({ key, value: this.data.get(key)! }));
+    const pairs = this.store.entries().map(({ key, record }) => ({
+      key: bytesOfBinary(key),
+      value: record.value,
+      createRevision: record.createRevision,
+      modRevision: record.modRevision,
+      version: record.version,
+    }));
     const sessions = [...this.sessions].map(([id, session]) => ({
       id,
       lastSeq: session.lastSeq,
       lastActiveMs: session.lastActiveMs,
       result: session.result,
     }));
-    return encode(snapshotSchema, { version: SNAPSHOT_VERSION, clockMs: this.clockMs, pairs, sessions });
+    return encode(snapshotSchema, {
+      version: SNAPSHOT_VERSION,
+      clockMs: this.clockMs,
+      revision: this.store.revision,
+      pairs,
+      sessions,
+    });
   }
 
   /** Rebuilds a state machine from `snapshot()` bytes; bad bytes give a decode error, never a throw. */
@@ -224,7 +254,13 @@ export class KvStateMachine implements ReplicatedStateMachine<KvApplyResult> {
       return { ok: false, error: { code: 'INVALID', reason: `kv snapshot version ${value.version}`, at: '$.version' } };
     }
     machine.clockMs = value.clockMs;
-    for (const pair of value.pairs) machine.data.set(pair.key, pair.value);
+    machine.store.revision = value.revision;
+    for (const { key, ...record } of value.pairs) {
+      if (record.version < 1 || record.modRevision > value.revision || record.createRevision > record.modRevision) {
+        return { ok: false, error: { code: 'INVALID', reason: 'key revisions out of order', at: '$.pairs' } };
+      }
+      machine.store.restoreRecord(binaryOf(key), record);
+    }
     for (const session of value.sessions) {
       machine.sessions.set(session.id, {
         lastSeq: session.lastSeq,
@@ -234,20 +270,4 @@ export class KvStateMachine implements ReplicatedStateMachine<KvApplyResult> {
     }
     return { ok: true, value: machine };
   }
-}
-
-/** Code-unit order, the same on every replica (no locale). */
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function lowerBound(keys: readonly string[], target: string): number {
-  let low = 0;
-  let high = keys.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if (keys[middle]! < target) low = middle + 1;
-    else high = middle;
-  }
-  return low;
 }

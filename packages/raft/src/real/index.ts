@@ -16,8 +16,26 @@ export {
 } from './client.js';
 export { type RaftNodeRecipe, raftNodeArgs } from './cluster.js';
 export { KvClientError, type KvClientErrorDetail } from './errors.js';
+export {
+  EtcdClient,
+  type EtcdClientOptions,
+  etcdBytes,
+  GrpcCode,
+  GrpcError,
+  prefixRangeEnd,
+} from './etcd/client.js';
+export {
+  ETCD_API_VERSION,
+  type EtcdGateway,
+  type EtcdGatewayOptions,
+  etcdClusterId,
+  startEtcdGateway,
+} from './etcd/gateway.js';
+export { GrpcChannel } from './etcd/grpc.js';
 export { type KvAnswer, type RaftKvInterface, raftKvInterface } from './interface.js';
 export {
+  type EtcdFlags,
+  etcdFlagsOf,
   parseRaftNodeArgs,
   RAFT_FLAGS,
   type RaftFlagsParse,

@@ -9,9 +9,19 @@
  * ones `KvClient` and `dsys kv --endpoints` take.
  */
 import { NodeId } from '@dsys/kit';
-import { type FlagSpec, formatEndpoint, Logger, type NodeFlags, nodeUsage, parseNodeFlags } from '@dsys/runtime-node';
+import {
+  type Endpoint,
+  type FlagSpec,
+  formatEndpoint,
+  Logger,
+  type NodeFlags,
+  nodeUsage,
+  parseEndpoint,
+  parseNodeFlags,
+} from '@dsys/runtime-node';
 import type { ReadOnlyMode } from '../config.js';
 import { type KvConfig, kvConfig } from '../kv/protocol.js';
+import { type EtcdGateway, startEtcdGateway } from './etcd/gateway.js';
 import { type RaftServer, startRaftServer } from './server.js';
 
 /** Raft's own flags; runtime-node's standard ones (`--id`, `--peers`, `--data-dir`, ...) come first. */
@@ -66,7 +76,45 @@ export const RAFT_FLAGS: readonly FlagSpec[] = [
     description: 'client sessions idle this long (in log time) expire',
     default: '60000',
   },
+  {
+    name: 'etcd-listen',
+    valueName: 'HOST:PORT',
+    description: 'serve the etcd v3 API (gRPC: KV, Maintenance.Status, Cluster.MemberList) here, e.g. for etcdctl',
+  },
+  {
+    name: 'etcd-endpoints',
+    valueName: 'LIST',
+    description: "the members' etcd addresses for MemberList, e.g. 1=127.0.0.1:7250,2=127.0.0.1:7251",
+  },
 ];
+
+/** The etcd gateway's settings from `--etcd-listen` and `--etcd-endpoints` (null: no gateway). */
+export interface EtcdFlags {
+  readonly listen: Endpoint;
+  readonly endpoints: ReadonlyMap<NodeId, string>;
+}
+
+/** Parses the etcd flags; throws an Error naming the flag. */
+export function etcdFlagsOf(flags: NodeFlags): EtcdFlags | null {
+  const listenText = flags.extra.get('etcd-listen');
+  const listText = flags.extra.get('etcd-endpoints');
+  if (listenText === undefined) {
+    if (listText !== undefined) throw new Error('--etcd-endpoints needs --etcd-listen');
+    return null;
+  }
+  const listen = parseEndpoint(listenText, { allowPortZero: true });
+  if (!listen.ok) throw new Error(`--etcd-listen: ${listen.error}`);
+  const endpoints = new Map<NodeId, string>();
+  for (const part of listText === undefined ? [] : listText.split(',')) {
+    const match = /^\s*([0-9]+)=(.+)$/.exec(part);
+    const endpoint = match === null ? null : parseEndpoint(match[2]!);
+    if (match === null || endpoint === null || !endpoint.ok) {
+      throw new Error(`--etcd-endpoints: expected id=host:port,..., got "${listText}"`);
+    }
+    endpoints.set(NodeId(Number(match[1])), formatEndpoint(endpoint.value));
+  }
+  return { listen: listen.value, endpoints };
+}
 
 function integerFlag(flags: NodeFlags, name: string, min: number): number {
   const text = flags.extra.get(name);
@@ -142,7 +190,7 @@ export function raftStartUsage(program = 'dsys raft start', extraFlags: readonly
 }
 
 export type RaftFlagsParse =
-  | { ok: true; flags: NodeFlags; config: KvConfig }
+  | { ok: true; flags: NodeFlags; config: KvConfig; etcd: EtcdFlags | null }
   | { ok: false; error: string }
   | { ok: 'help'; usage: string };
 
@@ -156,7 +204,8 @@ export function parseRaftNodeArgs(
   if (parsed.ok === 'help') return { ok: 'help', usage: raftStartUsage(program, extraFlags) };
   if (parsed.ok === false) return parsed;
   try {
-    return { ok: true, flags: parsed.flags, config: raftConfigFromFlags(parsed.flags) };
+    const config = raftConfigFromFlags(parsed.flags);
+    return { ok: true, flags: parsed.flags, config, etcd: etcdFlagsOf(parsed.flags) };
   } catch (error) {
     return { ok: false, error: error instanceof Error ? error.message : String(error) };
   }
@@ -189,7 +238,7 @@ export async function runRaftNodeMain(argv: readonly string[], options: RaftNode
     process.stderr.write(`${program}: ${parsed.error}\nrun with --help for the flags\n`);
     process.exit(2);
   }
-  const { flags, config } = parsed;
+  const { flags, config, etcd } = parsed;
   const logger = new Logger({ level: flags.logLevel, node: flags.id });
   let server: RaftServer;
   try {
@@ -212,26 +261,41 @@ export async function runRaftNodeMain(argv: readonly string[], options: RaftNode
     process.stderr.write(`${program}: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   }
+  let gateway: EtcdGateway | null = null;
   try {
+    if (etcd !== null) {
+      gateway = await startEtcdGateway({
+        server,
+        listen: etcd.listen,
+        clusterId: flags.clusterId,
+        peers: flags.peers,
+        clientEndpoints: etcd.endpoints,
+        logger: logger.child({ component: 'etcd' }),
+      });
+    }
     await options.onStart?.(server, flags);
   } catch (error) {
     logger.error('failed to start', { error });
+    await gateway?.close();
     await server.close().catch((closeError: unknown) => logger.error('cleanup failed', { error: closeError }));
     process.stderr.write(`${program}: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   }
-  handleSignals(server, logger);
+  handleSignals(server, gateway, logger);
   server.node.stopped.then(
     () => process.exit(0),
     () => process.exit(1),
   );
   const { peer, metrics } = server.node.endpoints;
   const metricsText = metrics === null ? 'off' : formatEndpoint(metrics);
-  process.stdout.write(`listening: peer=${formatEndpoint(peer)} client=${server.endpoint} metrics=${metricsText}\n`);
+  const etcdText = gateway === null ? '' : ` etcd=${formatEndpoint(gateway.endpoint)}`;
+  process.stdout.write(
+    `listening: peer=${formatEndpoint(peer)} client=${server.endpoint} metrics=${metricsText}${etcdText}\n`,
+  );
   process.stdout.write(`ready: ${server.endpoint}\n`);
 }
 
-function handleSignals(server: RaftServer, logger: Logger): void {
+function handleSignals(server: RaftServer, gateway: EtcdGateway | null, logger: Logger): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
@@ -241,7 +305,8 @@ function handleSignals(server: RaftServer, logger: Logger): void {
     signalled = true;
     logger.info('signal received: shutting down', { signal });
     // `node.stopped` settles with the outcome and exits (0 clean, 1 on error).
-    server.close().catch((error: unknown) => logger.error('shutdown failed', { error }));
+    const closed = gateway === null ? Promise.resolve() : gateway.close();
+    closed.then(() => server.close()).catch((error: unknown) => logger.error('shutdown failed', { error }));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { NodeId, Rng } from '@dsys/kit';
 import fc from 'fast-check';
 import {
+  appendReadyRecords,
   decodeRecord,
   decodeSnapshot,
   encodeEntriesRecord,
@@ -96,6 +97,40 @@ describe('recovery after a crash at any point', () => {
       assert.ok((recovered.value.snapshot?.meta.index ?? 0) + entries.length >= live.persisted);
     }
   });
+});
+
+describe('the records of one Ready survive a torn write at any point', () => {
+  // A leader elected in term 2 appends its first entries and commits: one Ready raises the term and
+  // carries entries of that term. Written entries-first, a crash between the two records left term-2
+  // entries under a term-1 hard state, and recovery refused the node (found by simulator seed
+  // 0xd24f53889692c2e1 in coord, which shares this code).
+  const cases = [
+    { name: 'a new term and vote with entries of that term', next: hard(2, 1, 1), entries: [entry(2, 2), entry(2, 3)] },
+    { name: 'a commit advance only', next: hard(1, 1, 2), entries: [entry(1, 2)] },
+    { name: 'entries only', next: null, entries: [entry(1, 2)] },
+  ];
+  for (const { name, next, entries } of cases) {
+    test(name, () => {
+      const before = [encodeEntriesRecord([entry(1, 1)]), encodeHardStateRecord(hard(1, 1, 1))];
+      const records: Uint8Array[] = [];
+      const written = appendReadyRecords(records, entries, next, hard(1, 1, 1));
+      assert.deepEqual(written, next ?? hard(1, 1, 1));
+      for (let kept = 0; kept <= records.length; kept++) {
+        const recovered = recoverDurable({ snapshot: null, records: [...before, ...records.slice(0, kept)] });
+        assert.ok(
+          recovered.ok,
+          `torn after ${kept} of ${records.length} records: ${!recovered.ok && recovered.error.message}`,
+        );
+        // The commit index never names an entry that is not there.
+        const last = recovered.value.entries.at(-1)?.index ?? 0;
+        assert.ok(recovered.value.hardState.commit <= last);
+      }
+      const whole = recoverDurable({ snapshot: null, records: [...before, ...records] });
+      assert.ok(whole.ok);
+      assert.deepEqual(whole.value.hardState, next ?? hard(1, 1, 1));
+      assert.equal(whole.value.entries.length, 1 + entries.length);
+    });
+  }
 });
 
 describe('records that contradict each other are refused, naming the record', () => {
