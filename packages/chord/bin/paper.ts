@@ -34,9 +34,16 @@ const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
 const SEED = 2001;
 const started = performance.now();
 
+/** CPU time of this process (user + system), ms: the machine may be shared, so wall time says little. */
+function cpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
 function log(line: string): void {
-  const seconds = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
-  console.log(`[${seconds}s] ${line}`);
+  const wall = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
+  const cpu = (cpuMs() / 1000).toFixed(1).padStart(6);
+  console.log(`[${wall}s wall ${cpu}s cpu] ${line}`);
 }
 
 function wants(name: string): boolean {
@@ -50,7 +57,9 @@ interface Results {
   load?: { nodes: number; keys: number; rows: LoadRow[] };
   failures?: { n: number; rows: FailureRow[] };
   churn?: { n: number; durationMs: number; lookupsPerSecond: number; rows: ChurnRow[] };
-  scale?: ReturnType<typeof scaleRun> & { wallMs: number };
+  scale?: ReturnType<typeof scaleRun> & { wallMs: number; cpuMs: number };
+  /** CPU seconds of the last full run, per experiment. */
+  cpuSeconds?: Record<string, number>;
 }
 
 const resultsPath = join(figures, 'results.json');
@@ -75,31 +84,41 @@ const results: Results = {
 };
 const suffix = '';
 
-if (wants('path')) {
+const cpuSeconds: Record<string, number> = { ...previous.cpuSeconds };
+
+/** Runs one experiment if asked for, recording its CPU time. */
+function experiment(name: string, body: () => void): void {
+  if (!wants(name) || (quick && name === 'scale')) return;
+  const cpu0 = cpuMs();
+  body();
+  cpuSeconds[name] = Math.round((cpuMs() - cpu0) / 100) / 10;
+}
+
+experiment('path', () => {
   log('path length vs N (stable rings, random lookups)');
   results.path = pathLength(
     { kMin: 3, kMax: quick ? 10 : 14, lookups: () => (quick ? 2_000 : 10_000), seed: SEED },
     log,
   );
   writeFileSync(join(figures, `path-length${suffix}.svg`), pathChart(results.path));
-}
-if (wants('load')) {
+});
+experiment('load', () => {
   const nodes = quick ? 1_000 : 10_000;
   const keys = quick ? 100_000 : 1_000_000;
   log(`keys per node: N = ${nodes}, K = ${keys}, 1..20 virtual nodes`);
   const rows = loadBalance({ nodes, keys, vnodes: [1, 2, 5, 10, 20] }, log);
   results.load = { nodes, keys, rows };
   writeFileSync(join(figures, `keys-per-node${suffix}.svg`), loadChart(rows, nodes, keys));
-}
-if (wants('failures')) {
+});
+experiment('failures', () => {
   const n = quick ? 500 : 2_000;
   const fractions = quick ? [0, 0.1, 0.2, 0.3, 0.4, 0.5] : [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5];
   log(`simultaneous failures: N = ${n}, r = 2 log2 N successors`);
   const rows = failures({ n, fractions, lookups: quick ? 1_000 : 4_000, seed: SEED }, log);
   results.failures = { n, rows };
   writeFileSync(join(figures, `failures${suffix}.svg`), failureChart(rows, n));
-}
-if (wants('churn')) {
+});
+experiment('churn', () => {
   const n = 500;
   const durationMs = quick ? 60_000 : 180_000;
   const lookupsPerSecond = 10;
@@ -108,14 +127,18 @@ if (wants('churn')) {
   const rows = churn({ n, rates, durationMs, lookupsPerSecond, seed: SEED }, log);
   results.churn = { n, durationMs, lookupsPerSecond, rows };
   writeFileSync(join(figures, `churn${suffix}.svg`), churnChart(rows, n));
-}
-if (wants('scale') && !quick) {
+});
+experiment('scale', () => {
   log('scale: 10,000 nodes, 100,000 lookups');
   const t0 = performance.now();
+  const cpu0 = cpuMs();
   const run = scaleRun({ nodes: 10_000, lookups: 100_000, seed: SEED });
-  results.scale = { ...run, wallMs: Math.round(performance.now() - t0) };
-  log(`scale: ${run.lookups} lookups on ${run.nodes} nodes in ${results.scale.wallMs} ms wall (${run.events} events)`);
-}
+  results.scale = { ...run, wallMs: Math.round(performance.now() - t0), cpuMs: Math.round(cpuMs() - cpu0) };
+  log(
+    `scale: ${run.lookups} lookups on ${run.nodes} nodes in ${results.scale.cpuMs} ms cpu, ${results.scale.wallMs} ms wall (${run.events} events)`,
+  );
+});
+results.cpuSeconds = cpuSeconds;
 
 writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
 if (!quick) updateReadme(results);
@@ -128,14 +151,19 @@ function pathChart(rows: PathLengthRow[]): string {
   return lineChart({
     title: 'Lookup path length vs number of nodes',
     xLabel: 'number of nodes N',
-    yLabel: 'path length (nodes visited)',
+    yLabel: 'path length (nodes traversed)',
     xLog2: true,
     yMin: 0,
     series: [
       {
-        name: 'mean, with 1st and 99th percentiles',
+        name: 'fingers only (paper), mean with 1st/99th pct.',
         color: '#1f77b4',
-        points: rows.map((row) => ({ x: row.n, y: row.mean, low: row.p1, high: row.p99 })),
+        points: rows.map((row) => ({ x: row.n, y: row.fingers.mean, low: row.fingers.p1, high: row.fingers.p99 })),
+      },
+      {
+        name: 'fingers and successor list (default), mean',
+        color: '#2ca02c',
+        points: rows.map((row) => ({ x: row.n, y: row.successors.mean })),
       },
       { name: '½ log2 N', color: '#d62728', dashed: true, points: rows.map((row) => ({ x: row.n, y: row.halfLog2N })) },
     ],
@@ -194,7 +222,7 @@ function churnChart(rows: ChurnRow[], n: number): string {
           x: row.rate,
           y: row.stats.meanPathLength,
           high: row.stats.p99PathLength,
-          low: 1,
+          low: row.stats.p1PathLength,
         })),
       },
       {
@@ -225,12 +253,20 @@ function tables(all: Results): string {
   const out: string[] = [];
   out.push(`Generated by \`npm run paper -w @dsys/chord\` (${all.machine}).`, '');
   if (all.path !== undefined) {
-    out.push('**Path length vs N** (stable ring, random keys from random nodes)', '');
-    out.push('| N | lookups | mean | ½ log2 N | mean / ½ log2 N | 1st pct | 99th pct | correct |');
-    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push(
+      '**Path length vs N** (stable ring, random keys from random nodes; path length = nodes traversed, as in the paper)',
+      '',
+    );
+    out.push(
+      '| N | lookups | ½ log2 N | fingers only: mean | mean / ½ log2 N | 1st pct | 99th pct | with successor list: mean | 1st pct | 99th pct | correct |',
+    );
+    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const row of all.path) {
+      const f = row.fingers;
+      const s = row.successors;
+      const correct = Math.min(f.correct, s.correct);
       out.push(
-        `| 2^${Math.log2(row.n)} = ${row.n} | ${row.lookups} | ${row.mean.toFixed(2)} | ${row.halfLog2N.toFixed(1)} | ${(row.mean / row.halfLog2N).toFixed(3)} | ${row.p1} | ${row.p99} | ${(row.correct * 100).toFixed(1)}% |`,
+        `| 2^${Math.log2(row.n)} = ${row.n} | ${row.lookups} | ${row.halfLog2N.toFixed(1)} | ${f.mean.toFixed(2)} | ${(f.mean / row.halfLog2N).toFixed(3)} | ${f.p1} | ${f.p99} | ${s.mean.toFixed(2)} | ${s.p1} | ${s.p99} | ${(correct * 100).toFixed(1)}% |`,
       );
     }
     out.push('', '![path length](figures/path-length.svg)', '');
@@ -274,10 +310,15 @@ function tables(all: Results): string {
     }
     out.push('', '![churn](figures/churn.svg)', '');
   }
+  if (all.cpuSeconds !== undefined) {
+    const parts = Object.entries(all.cpuSeconds).map(([name, seconds]) => `${name} ${seconds.toFixed(0)} s`);
+    const total = Object.values(all.cpuSeconds).reduce((sum, seconds) => sum + seconds, 0);
+    out.push(`CPU time per experiment: ${parts.join(', ')}; ${total.toFixed(0)} s in all.`, '');
+  }
   if (all.scale !== undefined) {
     const s = all.scale;
     out.push(
-      `**Scale**: ${s.lookups} lookups on a ${s.nodes}-node ring (160-bit ids, iterative): ${(s.wallMs / 1000).toFixed(1)} s wall on one core, ${s.events} simulator events; mean path length ${s.meanPathLength.toFixed(2)}.`,
+      `**Scale**: ${s.lookups} lookups on a ${s.nodes}-node ring (160-bit ids, iterative): ${(s.cpuMs / 1000).toFixed(1)} s of CPU on one core (${(s.wallMs / 1000).toFixed(1)} s wall on the shared machine), ${s.events} simulator events; mean path length ${s.meanPathLength.toFixed(2)}; ${s.correct} of ${s.lookups} lookups returned the key's successor.`,
     );
   }
   return out.join('\n');

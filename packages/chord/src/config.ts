@@ -51,6 +51,12 @@ export interface ChordConfig {
   /** A node that timed out is ignored in routing tables for this long (unless heard from again). */
   readonly suspectTicks: number;
   readonly lookupMode: LookupMode;
+  /**
+   * closest_preceding_node also searches the successor list (TON §IV.E.3: "modify
+   * closest_preceding_node to search not only the finger table but also the successor list"). Off, it
+   * is TON Fig. 5's finger-table-only version, which the path-length experiment compares against.
+   */
+  readonly routeViaSuccessors: boolean;
   readonly addressing: Addressing;
   readonly bootstrap: Bootstrap;
   /** Known nodes to join through (`join` bootstrap). */
@@ -88,6 +94,7 @@ export const CHORD_CONFIG_DEFAULT: ChordConfig = Object.freeze({
   operationTimeoutTicks: 200,
   suspectTicks: 50,
   lookupMode: 'iterative',
+  routeViaSuccessors: true,
   addressing: 'sim',
   bootstrap: 'auto',
   seeds: Object.freeze([]) as readonly NodeId[],

@@ -17,4 +17,11 @@ export * from './ring.js';
 export { closestPreceding, localAnswer } from './routing.js';
 export { chordSim } from './sim/system.js';
 export type { ChordState, RangeEvent, StoredItem, Vnode } from './state.js';
-export { primaryVnode, recordSchema, replicaTargets, snapshotSchema } from './store.js';
+export {
+  primaryVnode,
+  type RecoveryProblem,
+  recordSchema,
+  recoveredName,
+  replicaTargets,
+  snapshotSchema,
+} from './store.js';

@@ -73,7 +73,8 @@ export const messageSchema = s.union('type', {
   pong: s.struct({ rpc: s.uint, member: s.bool }),
   /** `avoid`: nodes the asker found failed; the answer must not rely on them (TON §IV.E). */
   findStep: s.struct({ rpc: s.uint, target: idSchema, avoid: s.array(addressSchema, { itemsMax: AVOID_MAX }) }),
-  stepReply: s.struct({ rpc: s.uint, done: s.bool, nodes: refs }),
+  /** `member`: the answering node has a joined vnode (a joining node learns that nobody it knows is in a ring). */
+  stepReply: s.struct({ rpc: s.uint, done: s.bool, nodes: refs, member: s.bool }),
   route: s.struct({ rpc: s.uint, lookup: s.uint, origin: addressSchema, target: idSchema, hops: s.uint }),
   routeAck: s.struct({ rpc: s.uint }),
   routeDone: s.struct({ lookup: s.uint, nodes: refs, hops: s.uint }),

@@ -48,7 +48,7 @@ export function lookupDone(state: ChordState, op: LookupOp, nodes: NodeRef[] | n
       });
       return;
     case 'join':
-      onJoinLookup(state, state.vnodes[purpose.vnode]!, nodes);
+      onJoinLookup(state, state.vnodes[purpose.vnode]!, nodes, op.nonMembers);
       return;
     case 'finger':
       onFingerLookup(state, state.vnodes[purpose.vnode]!, purpose.index, nodes);

@@ -54,6 +54,7 @@ import {
   onSyncWant,
   onTransferAck,
   primaryVnode,
+  type RecoveryProblem,
   recoverStore,
   replicate,
   startGet,
@@ -64,7 +65,8 @@ import {
 export type ChordEvent = Event<ChordMessage, ChordRequest>;
 export type ChordEffect = Effect<ChordMessage, ChordResponse>;
 
-export class ChordStartError extends DsError<{ code: 'CORRUPT_LOG'; reason: string }> {}
+/** The durable state cannot be used: it does not decode, or another node (address) wrote it. */
+export class ChordStartError extends DsError<RecoveryProblem> {}
 
 function newVnode(state: { ring: ReturnType<typeof ringOf>; name: string; address: NodeId }, index: number): Vnode {
   const self: NodeRef = { id: nodeId(state.ring, state.name, index), addr: state.address, vnode: index };
@@ -88,6 +90,8 @@ function newVnode(state: { ring: ReturnType<typeof ringOf>; name: string; addres
     joinSeed: 0,
     nextJoinTick: 0,
     joinOp: null,
+    isolated: false,
+    reconcileMisses: 0,
   };
 }
 
@@ -119,6 +123,7 @@ export function initChord(context: NodeContext<ChordConfig>): ChordState {
     handoffKeys: new Set(),
     rangeEvents: [],
     known: [],
+    nonMembers: new Set(),
     joinSeeds: config.seeds,
     lamport: 0,
     nextReplicateTick: config.replicateTicks,
@@ -139,7 +144,7 @@ export function initChord(context: NodeContext<ChordConfig>): ChordState {
   for (let i = 0; i < config.vnodes; i++) state.vnodes.push(newVnode(base, i));
   if (config.persist) {
     const problem = recoverStore(state, context.durable.snapshot, context.durable.records);
-    if (problem !== null) throw new ChordStartError({ code: 'CORRUPT_LOG', reason: problem });
+    if (problem !== null) throw new ChordStartError(problem);
   }
   bootstrap(state, context);
   return state;
@@ -231,8 +236,7 @@ function onMessage(state: ChordState, from: NodeId, message: ChordMessage): void
     case 'stepReply': {
       const pending = settle(state, message.rpc, from, 'step');
       const op = pending?.op === null || pending === null ? undefined : state.ops.get(pending.op);
-      if (op?.kind === 'lookup' && op.awaiting === message.rpc)
-        onStepReply(state, op, from, message.done, message.nodes);
+      if (op?.kind === 'lookup' && op.awaiting === message.rpc) onStepReply(state, op, from, message);
       return;
     }
     default:
@@ -282,7 +286,7 @@ function onStoreMessage(state: ChordState, from: NodeId, message: ChordMessage):
     case 'fetchReply': {
       const pending = settle(state, message.rpc, from, 'fetch');
       const op = pending?.op == null ? undefined : state.ops.get(pending.op);
-      if (op?.kind === 'get') onFetchDone(state, op, message.item, true);
+      if (op?.kind === 'get') onFetchDone(state, op, message.item, message.responsible);
       return;
     }
     case 'syncOffer':

@@ -19,7 +19,7 @@
  */
 import type { NodeId } from '@dsys/kit';
 import { assert } from '@dsys/kit';
-import { AVOID_MAX, type LookupMode, type NodeRef } from './messages.js';
+import { AVOID_MAX, type LookupMode, type NodeRef, sameRef } from './messages.js';
 import { lookupDone } from './ops.js';
 import { distance, inOpenClosed } from './ring.js';
 import {
@@ -28,6 +28,7 @@ import {
   type ChordState,
   expect,
   heardFrom,
+  isJoined,
   isSuspected,
   type LookupOp,
   type LookupPurpose,
@@ -39,6 +40,8 @@ import {
 
 /** Candidates a node returns per step (the next hop plus alternates to route around failures). */
 export const CANDIDATES_PER_STEP = 4;
+/** Nodes a lookup records as answering that they are no ring member (bounds `LookupOp.nonMembers`). */
+const NON_MEMBERS_MAX = 64;
 
 export interface LocalAnswer {
   /** The successor list that answers the lookup: `nodes[0]` is the target's successor. */
@@ -57,14 +60,20 @@ export function localAnswer(
 ): LocalAnswer | null {
   for (const vnode of state.vnodes) {
     if (vnode.status !== 'joined') continue;
-    // A vnode alone on its own ring knows nothing of the others (reconciliation asks around it).
-    if (skipAlone && vnode.successors[0]!.addr === state.address && vnode.successors[0]!.vnode === vnode.index)
-      continue;
+    const alone = isAlone(vnode);
+    // A vnode alone on its own ring knows nothing of the others (reconciliation asks around it); one
+    // cut off from its successors must not claim every key (swarm seed 0x195c7c9847c1cfc6).
+    if (alone && (skipAlone || vnode.isolated)) continue;
     const live = vnode.successors.filter((node) => !isSuspected(state, node.addr) && !avoid.includes(node.addr));
     if (live.length === 0) continue;
     if (inOpenClosed(target, vnode.self.id, live[0]!.id)) return { nodes: live };
   }
   return null;
+}
+
+/** The vnode's successor list is only itself: alone on a ring of its own, or isolated. */
+export function isAlone(vnode: Vnode): boolean {
+  return vnode.successors[0]!.addr === vnode.self.addr && vnode.successors[0]!.vnode === vnode.index;
 }
 
 /**
@@ -101,7 +110,7 @@ export function closestPreceding(
       previous = finger;
       consider(finger);
     }
-    for (const node of vnode.successors) consider(node);
+    if (state.config.routeViaSuccessors) for (const node of vnode.successors) consider(node);
   }
   found.sort((a, b) => (a.dist < b.dist ? -1 : a.dist > b.dist ? 1 : a.addr - b.addr));
   const out: Candidate[] = [];
@@ -142,6 +151,7 @@ export function startLookup(
     awaiting: null,
     askedDist: state.ring.size,
     failed: [],
+    nonMembers: [],
     lastLive: null,
     failedSinceLive: [],
   };
@@ -196,8 +206,15 @@ function askNext(state: ChordState, op: LookupOp): void {
 }
 
 /** Iterative: a hop answered. */
-export function onStepReply(state: ChordState, op: LookupOp, from: NodeId, done: boolean, nodes: NodeRef[]): void {
+export function onStepReply(
+  state: ChordState,
+  op: LookupOp,
+  from: NodeId,
+  reply: { done: boolean; nodes: NodeRef[]; member: boolean },
+): void {
+  const { done, nodes } = reply;
   op.awaiting = null;
+  if (!reply.member && op.nonMembers.length < NON_MEMBERS_MAX) op.nonMembers.push(from);
   op.hops++;
   heardFrom(state, from);
   op.lastLive = { addr: from, ref: null, dist: op.askedDist };
@@ -247,10 +264,11 @@ export function onStepTimeout(state: ChordState, op: LookupOp, to: NodeId): void
 export function answerStep(state: ChordState, from: NodeId, rpc: number, target: bigint, avoid: NodeId[]): void {
   const answer = localAnswer(state, target, avoid);
   if (answer !== null) {
-    send(state, from, { type: 'stepReply', rpc, done: true, nodes: answer.nodes });
+    send(state, from, { type: 'stepReply', rpc, done: true, nodes: answer.nodes, member: true });
     return;
   }
-  send(state, from, { type: 'stepReply', rpc, done: false, nodes: candidateRefs(state, target, avoid) });
+  const nodes = candidateRefs(state, target, avoid);
+  send(state, from, { type: 'stepReply', rpc, done: false, nodes, member: isJoined(state) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,6 +414,13 @@ export function dropAddress(vnode: Vnode, address: NodeId): void {
   const kept = vnode.successors.filter((node) => node.addr !== address);
   if (kept.length === vnode.successors.length) return;
   vnode.successors = kept.length > 0 ? kept : [fallbackSuccessor(vnode)];
+  // Cut off from every successor it knew: look itself up through another node at the next tick
+  // rather than a reconcile period later (stabilization alone cannot find the way back).
+  if (sameRef(vnode.successors[0]!, vnode.self)) {
+    vnode.isolated = true;
+    vnode.reconcileMisses = 0;
+    vnode.nextReconcileTick = 0;
+  }
 }
 
 /** Every successor failed: the closest live finger, else the vnode itself (alone until someone notifies). */

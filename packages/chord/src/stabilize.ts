@@ -41,6 +41,7 @@ import { onRangeChange, persistMember } from './store.js';
 /** TON `create()`: a one-node ring. */
 export function createRing(state: ChordState, vnode: Vnode): void {
   vnode.status = 'joined';
+  vnode.isolated = false;
   vnode.predecessor = null;
   vnode.successors = [vnode.self];
   vnode.fingers.fill(null);
@@ -65,26 +66,82 @@ export function attemptJoin(state: ChordState, vnode: Vnode, seeds: readonly Nod
   if (local) {
     op = startLookup(state, vnode.self.id, { type: 'join', vnode: vnode.index });
   } else {
-    if (seeds.length === 0) return;
-    // Seeds in turn, starting from a different one at each attempt, so one failed seed cannot stall us.
-    const first = vnode.joinSeed++ % seeds.length;
-    const order = [...seeds.slice(first), ...seeds.slice(0, first)].filter((seed) => seed !== state.address);
+    const order = joinCandidates(state, vnode, seeds);
     if (order.length === 0) return;
-    op = startLookup(state, vnode.self.id, { type: 'join', vnode: vnode.index }, { seeds: order.slice(0, 4) });
+    op = startLookup(state, vnode.self.id, { type: 'join', vnode: vnode.index }, { seeds: order });
   }
   if (op !== null && state.ops.has(op.id)) vnode.joinOp = op.id;
 }
 
+/**
+ * A former member may found the ring again only when every node it knows of has answered that it is
+ * not a member either: then no ring is left to join. Swarm seed 0x306800728bb0229d: n1 created the
+ * ring and crashed before anyone joined it; restarted, it remembered its membership and tried to join
+ * (departure 2 in the README), as did everyone else, each through the others, forever. A node that
+ * never was a member never founds a ring this way (that is the `create` bootstrap's job), and nodes
+ * that time out do not count as answers, so a ring behind a slow link is not duplicated. If two
+ * former members found rings at once (each asked the other while it was still joining), the rings
+ * are disjoint and reconciliation (below) merges them.
+ */
+function noRingLeft(state: ChordState, nonMembers: readonly NodeId[]): boolean {
+  if (!state.member || state.vnodes.some((other) => other.status === 'joined')) return false;
+  const everyone = knownAddresses(state, state.joinSeeds);
+  for (const addr of nonMembers) if (everyone.includes(addr)) state.nonMembers.add(addr);
+  return everyone.length > 0 && everyone.every((addr) => state.nonMembers.has(addr));
+}
+
+function knownAddresses(state: ChordState, seeds: readonly NodeId[]): NodeId[] {
+  const all: NodeId[] = [];
+  for (const addr of [...seeds, ...state.known, ...state.peers, ...state.config.seeds]) {
+    if (addr !== state.address && !all.includes(addr)) all.push(addr);
+  }
+  return all;
+}
+
+/** Nodes a join attempt asks, in order (a non-member answers with no candidates, so the next is asked). */
+const JOIN_SEEDS_PER_ATTEMPT = 4;
+
+/**
+ * The given seeds in turn, starting from a different one at each attempt so that one failed seed
+ * cannot stall us; then every other node this one knows of (remembered from an earlier membership,
+ * the simulator's peers, the configured seeds). The fallback matters when the seed itself is not a
+ * ring member: swarm seed 0x3d9b64451af7f223 had n3 told to join through n10 and, before that join
+ * got through a partition, n10 left and was told to rejoin through n3. Each asked only the other,
+ * neither was a member, and both retried forever although each still remembered nine members.
+ */
+export function joinCandidates(state: ChordState, vnode: Vnode, seeds: readonly NodeId[]): NodeId[] {
+  const attempt = vnode.joinSeed++;
+  const order: NodeId[] = [];
+  const add = (list: readonly NodeId[], count: number) => {
+    const eligible = list.filter((addr) => addr !== state.address && !order.includes(addr));
+    if (eligible.length === 0) return;
+    const first = attempt % eligible.length;
+    const rotated = [...eligible.slice(first), ...eligible.slice(0, first)];
+    order.push(...rotated.slice(0, count));
+  };
+  add(seeds, JOIN_SEEDS_PER_ATTEMPT);
+  add([...state.known, ...state.peers, ...state.config.seeds], JOIN_SEEDS_PER_ATTEMPT);
+  return order;
+}
+
 /** The join lookup ended: adopt the successor it found (TON `join`), or retry later. */
-export function onJoinLookup(state: ChordState, vnode: Vnode, nodes: NodeRef[] | null): void {
+export function onJoinLookup(
+  state: ChordState,
+  vnode: Vnode,
+  nodes: NodeRef[] | null,
+  nonMembers: readonly NodeId[],
+): void {
   vnode.joinOp = null;
   if (vnode.status !== 'joining') return;
   const successors = nodes === null ? [] : nodes.filter((node) => !sameRef(node, vnode.self));
   if (successors.length === 0) {
     vnode.nextJoinTick = nextPeriod(state, state.config.stabilizeTicks * 2);
+    if (noRingLeft(state, nonMembers)) createRing(state, vnode);
     return;
   }
+  state.nonMembers.clear();
   vnode.status = 'joined';
+  vnode.isolated = false;
   vnode.predecessor = null;
   vnode.successors = successors.slice(0, state.config.successorListLength);
   vnode.fingers.fill(null);
@@ -192,17 +249,29 @@ export function reconcile(state: ChordState, vnode: Vnode): void {
   vnode.nextReconcileTick = nextPeriod(state, state.config.reconcileTicks);
   if (vnode.reconcileOp !== null) return;
   const others = [...state.known, ...state.peers, ...state.config.seeds].filter((addr) => addr !== state.address);
-  if (others.length === 0) return;
+  if (others.length === 0) {
+    // Nobody else is known: there is no ring to look for.
+    vnode.isolated = false;
+    return;
+  }
   const via = state.rng.pick(others);
   const op = startLookup(state, vnode.self.id, { type: 'reconcile', vnode: vnode.index }, { seeds: [via] });
   if (op !== null && state.ops.has(op.id)) vnode.reconcileOp = op.id;
 }
 
+/** Reconciliations in a row that find nobody before an isolated vnode counts itself alone. */
+export const ISOLATED_RECONCILES_MAX = 3;
+
 export function onReconcileLookup(state: ChordState, vnode: Vnode, nodes: NodeRef[] | null): void {
   vnode.reconcileOp = null;
-  if (vnode.status !== 'joined' || nodes === null) return;
-  const found = nodes.find((node) => !sameRef(node, vnode.self));
-  if (found === undefined) return;
+  if (vnode.status !== 'joined') return;
+  const found = nodes?.find((node) => !sameRef(node, vnode.self));
+  if (nodes === null || found === undefined) {
+    if (vnode.isolated && ++vnode.reconcileMisses >= ISOLATED_RECONCILES_MAX) vnode.isolated = false;
+    if (vnode.isolated) vnode.nextReconcileTick = nextPeriod(state, state.config.stabilizeTicks);
+    return;
+  }
+  vnode.reconcileMisses = 0;
   const successor = vnode.successors[0]!;
   if (sameRef(successor, vnode.self) || inOpen(found.id, vnode.self.id, successor.id)) {
     adoptSuccessor(state, vnode, found, nodes);

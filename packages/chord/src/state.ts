@@ -29,6 +29,16 @@ export interface Vnode {
   nextCheckTick: number;
   nextReconcileTick: number;
   reconcileOp: number | null;
+  /**
+   * Every successor timed out and the list fell back to the vnode itself: it is cut off, not known
+   * to be alone. While isolated (and alone) it neither answers lookups as the successor of every key
+   * nor takes responsibility for keys; it looks for the ring (reconciliation) instead. Cleared when
+   * it links to another node, or when `ISOLATED_RECONCILES_MAX` reconciliations in a row found
+   * nobody (it is then alone as far as anyone can tell, like the last survivor of a crash).
+   */
+  isolated: boolean;
+  /** Consecutive reconciliations of an isolated vnode that found nobody. */
+  reconcileMisses: number;
   /** An RPC of that periodic task is in flight: do not start another. */
   stabilizing: boolean;
   fixing: boolean;
@@ -114,6 +124,8 @@ export interface LookupOp {
   askedDist: bigint;
   /** Nodes that timed out during this lookup (sent as `avoid`). */
   readonly failed: NodeId[];
+  /** Nodes that answered that they are no ring member (a join uses this to tell that no ring exists). */
+  readonly nonMembers: NodeId[];
   /** The last node that answered, and the nodes that failed since: it is asked again if nothing else is left. */
   lastLive: Candidate | null;
   failedSinceLive: NodeId[];
@@ -140,7 +152,7 @@ export interface GetOp {
   attempts: number;
   outstanding: number;
   best: Item | null;
-  /** The primary answered that it is responsible: its answer alone may decide. */
+  /** The primary answered that it is responsible, or a copy was found: the answers may decide. */
   done: boolean;
 }
 
@@ -225,6 +237,11 @@ export interface ChordState {
   readonly rangeEvents: RangeEvent[];
   /** Other nodes' addresses, for reconciliation (bounded by `knownMax`). */
   readonly known: NodeId[];
+  /**
+   * Nodes that answered a join attempt that they are no ring member, since this node last joined.
+   * Bounded: only addresses from `joinCandidates` (seeds, known, peers) are added.
+   */
+  readonly nonMembers: Set<NodeId>;
   /** Where to join through: the config's seeds, the simulator's peers, or a `join` request's node. */
   joinSeeds: readonly NodeId[];
   /** Lamport clock of item versions this node has seen. */

@@ -32,7 +32,7 @@ import {
   type Version,
 } from './messages.js';
 import { inOpenClosed, keyId } from './ring.js';
-import { startLookup, suspect } from './routing.js';
+import { isAlone, startLookup, suspect } from './routing.js';
 import {
   addOp,
   type ChordState,
@@ -58,12 +58,20 @@ import {
 // ---------------------------------------------------------------------------------------------
 // Durable records.
 
+/** A node's name (its address, `host:port` or `n<k>`): a data directory belongs to one identity. */
+const nameSchema = s.string({ bytesMax: 64 });
+
 export const recordSchema = s.union('type', {
   item: itemSchema,
   remove: s.struct({ key: s.string({ bytesMax: KEY_BYTES_MAX }) }),
-  member: s.struct({}),
+  /** Written (synced) when the node first joins or creates a ring. */
+  member: s.struct({ name: nameSchema }),
 });
-export const snapshotSchema = s.struct({ member: s.bool, items: s.array(itemSchema, { itemsMax: 10_000_000 }) });
+export const snapshotSchema = s.struct({
+  name: nameSchema,
+  member: s.bool,
+  items: s.array(itemSchema, { itemsMax: 10_000_000 }),
+});
 
 function persist(state: ChordState, record: Parameters<typeof recordSchema.encode>[1], sync = false): void {
   if (!state.config.persist) return;
@@ -80,7 +88,29 @@ export function persistMember(state: ChordState): void {
   if (state.member) return;
   state.member = true;
   // Synced: a node that forgot it had joined would found a second ring after a crash.
-  persist(state, { type: 'member' }, true);
+  persist(state, { type: 'member', name: state.name }, true);
+}
+
+export type RecoveryProblem =
+  | { readonly code: 'CORRUPT_LOG'; readonly reason: string }
+  | { readonly code: 'IDENTITY_MISMATCH'; readonly reason: string };
+
+/**
+ * The name of the node that wrote this durable state (null when it never joined). Pure, so that a
+ * real host can read it before it listens: a restarted node takes back the address it had, which is
+ * its identity (its ring identifiers are hashes of it).
+ */
+export function recoveredName(snapshot: Uint8Array | null, records: readonly Uint8Array[]): string | null {
+  let name: string | null = null;
+  if (snapshot !== null) {
+    const decoded = decode(snapshotSchema, snapshot);
+    if (decoded.ok) name = decoded.value.name;
+  }
+  for (const bytes of records) {
+    const decoded = decode(recordSchema, bytes);
+    if (decoded.ok && decoded.value.type === 'member') name = decoded.value.name;
+  }
+  return name;
 }
 
 /** Rebuilds the store from a snapshot and the records after it (kit `Durable`). */
@@ -88,20 +118,28 @@ export function recoverStore(
   state: ChordState,
   snapshot: Uint8Array | null,
   records: readonly Uint8Array[],
-): string | null {
+): RecoveryProblem | null {
+  const names: string[] = [];
   if (snapshot !== null) {
     const decoded = decode(snapshotSchema, snapshot);
-    if (!decoded.ok) return `snapshot does not decode: ${decoded.error.code}`;
+    if (!decoded.ok) return { code: 'CORRUPT_LOG', reason: `snapshot does not decode: ${decoded.error.code}` };
     state.member = decoded.value.member;
+    if (decoded.value.member) names.push(decoded.value.name);
     for (const item of decoded.value.items) storeLocal(state, item);
   }
   for (const bytes of records) {
     const decoded = decode(recordSchema, bytes);
-    if (!decoded.ok) return `log record does not decode: ${decoded.error.code}`;
+    if (!decoded.ok) return { code: 'CORRUPT_LOG', reason: `log record does not decode: ${decoded.error.code}` };
     const record = decoded.value;
-    if (record.type === 'member') state.member = true;
-    else if (record.type === 'remove') state.store.delete(record.key);
+    if (record.type === 'member') {
+      state.member = true;
+      names.push(record.name);
+    } else if (record.type === 'remove') state.store.delete(record.key);
     else storeLocal(state, { key: record.key, value: record.value, seq: record.seq, writer: record.writer });
+  }
+  const other = names.find((name) => name !== state.name);
+  if (other !== undefined) {
+    return { code: 'IDENTITY_MISMATCH', reason: `the durable state belongs to ${other}, this node is ${state.name}` };
   }
   state.records = records.length;
   return null;
@@ -112,7 +150,8 @@ export function maybeCompact(state: ChordState): void {
   if (!state.config.persist || state.records < state.config.compactRecordsMax) return;
   const items: Item[] = [];
   for (const stored of state.store.values()) items.push(toItem(stored));
-  state.out.push({ type: 'compact', snapshot: encode(snapshotSchema, { member: state.member, items }), records: [] });
+  const snapshot = encode(snapshotSchema, { name: state.name, member: state.member, items });
+  state.out.push({ type: 'compact', snapshot, records: [] });
   state.records = 0;
 }
 
@@ -168,7 +207,10 @@ function toVersion(stored: { key: string; seq: number; writer: number }): Versio
 /** The local vnode that is the key's successor (key in (predecessor, n]), if any. */
 export function primaryVnode(state: ChordState, id: bigint): Vnode | null {
   for (const vnode of state.vnodes) {
-    if (vnode.status !== 'joined' || vnode.predecessor === null) continue;
+    if (vnode.status !== 'joined') continue;
+    // Alone on the ring (and not merely cut off from it): the successor of every key (TON Fig. 5).
+    if (vnode.predecessor === null && isAlone(vnode) && !vnode.isolated) return vnode;
+    if (vnode.predecessor === null) continue;
     if (inOpenClosed(id, vnode.predecessor.id, vnode.self.id)) return vnode;
   }
   return null;
@@ -432,14 +474,21 @@ export function onFetch(state: ChordState, from: NodeId, rpc: number, key: strin
   send(state, from, { type: 'fetchReply', rpc, responsible, item: stored === undefined ? null : toItem(stored) });
 }
 
-/** One replica answered (or timed out: `item` null and `answered` false). */
-export function onFetchDone(state: ChordState, op: GetOp, item: Item | null, answered: boolean): void {
+/**
+ * One replica answered (`responsible`: it is the key's primary by its own tables) or timed out
+ * (`item` null, `responsible` false). The newest version found decides. "Not found" needs the
+ * primary's word: a lookup answered from stale tables (swarm seed 0x195c7c9847c1cfc6: a node whose
+ * successors had all timed out answered, alone, that it was every key's successor) can name nodes
+ * that never held the key, and their silence must not read as the key's absence. Without the
+ * primary's answer the get looks the key up again.
+ */
+export function onFetchDone(state: ChordState, op: GetOp, item: Item | null, responsible: boolean): void {
   op.outstanding--;
-  if (answered) op.done = true;
+  if (responsible || item !== null) op.done = true;
   if (item !== null && (op.best === null || compareVersions(item, op.best) > 0)) op.best = item;
   if (op.outstanding > 0) return;
   if (!op.done) {
-    retryOrEnd(state, op, 'no replica answered');
+    retryOrEnd(state, op, "neither the key's primary nor a copy answered");
     return;
   }
   state.ops.delete(op.id);

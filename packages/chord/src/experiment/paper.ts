@@ -9,9 +9,8 @@
  *   ring has re-stabilized (TON Fig. 11, here with lookups judged for routing, not for lost keys).
  * - `churn`: nodes join and fail as Poisson processes while lookups run (TON Fig. 12).
  *
- * Path length is the number of nodes a lookup visits after its origin: the fingers it follows to the
- * key's predecessor plus the final step to the key's successor (`hops + 1`; 1 when the origin's own
- * successor holds the key). This is what the paper plots (its Fig. 10b PDF for 2^12 nodes peaks at 6).
+ * Path length is the paper's "number of nodes traversed during a lookup" (see `pathLength`): the
+ * `hops` of a lookup, every node asked up to the key's predecessor; not the origin, not the successor.
  */
 import { assert, type NodeId, Rng, NodeId as toNodeId } from '@dsys/kit';
 import { CHORD_CONFIG_DEFAULT, type ChordConfig } from '../config.js';
@@ -54,19 +53,35 @@ function runLookups(sim: RingSim, rng: Rng, members: readonly number[], count: n
 // ---------------------------------------------------------------------------------------------
 // Path length vs N.
 
-export interface PathLengthRow {
-  readonly n: number;
-  readonly lookups: number;
+/** Path lengths of one routing variant at one N. */
+export interface PathStats {
   readonly mean: number;
   readonly p1: number;
   readonly p99: number;
-  readonly halfLog2N: number;
   /** Share of lookups that returned the key's true successor (should be 1). */
   readonly correct: number;
   /** Distribution of path lengths: count per length. */
   readonly histogram: number[];
 }
 
+export interface PathLengthRow {
+  readonly n: number;
+  readonly lookups: number;
+  readonly halfLog2N: number;
+  /** closest_preceding_node over the finger table only (TON Fig. 5, SIGCOMM Fig. 4): the paper's setting. */
+  readonly fingers: PathStats;
+  /** closest_preceding_node over fingers and successor list (TON §IV.E.3): this implementation's default. */
+  readonly successors: PathStats;
+}
+
+/**
+ * Path length as the paper defines it (SIGCOMM 2001 §6.3, TON §V.B): "the number of nodes traversed
+ * during a lookup operation", which is the `hops` of a lookup: the nodes the origin asks, up to and
+ * including the key's predecessor, which answers with its successor. The predecessor does not contact
+ * that successor, so it is not counted (§6.6: a lookup in 180 nodes is "four [exchanges] for the Chord
+ * lookup, and a final message to the successor node"; ½ log2 180 = 3.7). The origin is not counted
+ * either: a key in (origin, successor] costs 0.
+ */
 export function pathLength(
   options: { kMin: number; kMax: number; lookups: (n: number) => number; seed: number },
   progress: Progress = () => {},
@@ -74,48 +89,45 @@ export function pathLength(
   const rows: PathLengthRow[] = [];
   for (let k = options.kMin; k <= options.kMax; k++) {
     const n = 2 ** k;
-    const config = stableConfig({ successorListLength: Math.max(4, 2 * k) });
-    const sim = new RingSim({
-      seed: options.seed + k,
-      config,
-      tickMs: 10,
-      ticks: false,
-      latencyMsMin: 1,
-      latencyMsMax: 10,
-    });
-    for (let address = 1; address <= n; address++) sim.addNode(address);
-    const ring = ringOf(config.idBits);
-    const oracle = installStableRing(ring, [...sim.liveStates()]);
-    const members = Array.from({ length: n }, (_, i) => i + 1);
     const count = options.lookups(n);
-    const handles = runLookups(sim, Rng.fromSeed(options.seed).fork(`path:${k}`), members, count, 2000, 1e9);
-    const lengths: number[] = [];
-    let correct = 0;
-    for (const handle of handles) {
-      const response = handle.response;
-      if (response?.type !== 'lookup' || handle.request.type !== 'lookup') continue;
-      lengths.push(response.hops + 1);
-      if (response.node.id === oracle.successorOf(keyId(ring, handle.request.key)).id) correct++;
-    }
-    lengths.sort((a, b) => a - b);
-    const histogram = new Array<number>(lengths[lengths.length - 1]! + 1).fill(0);
-    for (const length of lengths) histogram[length]!++;
-    const row: PathLengthRow = {
-      n,
-      lookups: count,
-      mean: mean(lengths),
-      p1: percentile(lengths, 0.01),
-      p99: percentile(lengths, 0.99),
-      halfLog2N: k / 2,
-      correct: correct / count,
-      histogram,
-    };
+    const run = (routeViaSuccessors: boolean) => pathStats(k, count, options.seed, routeViaSuccessors);
+    const row: PathLengthRow = { n, lookups: count, halfLog2N: k / 2, fingers: run(false), successors: run(true) };
     progress(
-      `path length N=2^${k}: mean ${row.mean.toFixed(2)} (½log2N ${row.halfLog2N}), p1 ${row.p1}, p99 ${row.p99}, ${count} lookups, correct ${(row.correct * 100).toFixed(2)}%`,
+      `path length N=2^${k}: fingers only mean ${row.fingers.mean.toFixed(2)} (½log2N ${row.halfLog2N}, p1 ${row.fingers.p1}, p99 ${row.fingers.p99}); with successor list ${row.successors.mean.toFixed(2)}; ${count} lookups, correct ${(row.fingers.correct * 100).toFixed(2)}% / ${(row.successors.correct * 100).toFixed(2)}%`,
     );
     rows.push(row);
   }
   return rows;
+}
+
+/** One stable ring of 2^k nodes; the same origins and keys for either routing (same seeds). */
+function pathStats(k: number, count: number, seed: number, routeViaSuccessors: boolean): PathStats {
+  const n = 2 ** k;
+  const config = stableConfig({ successorListLength: Math.max(4, 2 * k), routeViaSuccessors });
+  const sim = new RingSim({ seed: seed + k, config, tickMs: 10, ticks: false, latencyMsMin: 1, latencyMsMax: 10 });
+  for (let address = 1; address <= n; address++) sim.addNode(address);
+  const ring = ringOf(config.idBits);
+  const oracle = installStableRing(ring, [...sim.liveStates()]);
+  const members = Array.from({ length: n }, (_, i) => i + 1);
+  const handles = runLookups(sim, Rng.fromSeed(seed).fork(`path:${k}`), members, count, 2000, 1e9);
+  const lengths: number[] = [];
+  let correct = 0;
+  for (const handle of handles) {
+    const response = handle.response;
+    if (response?.type !== 'lookup' || handle.request.type !== 'lookup') continue;
+    lengths.push(response.hops);
+    if (response.node.id === oracle.successorOf(keyId(ring, handle.request.key)).id) correct++;
+  }
+  lengths.sort((a, b) => a - b);
+  const histogram = new Array<number>(lengths[lengths.length - 1]! + 1).fill(0);
+  for (const length of lengths) histogram[length]!++;
+  return {
+    mean: mean(lengths),
+    p1: percentile(lengths, 0.01),
+    p99: percentile(lengths, 0.99),
+    correct: correct / count,
+    histogram,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,6 +198,7 @@ export interface LookupStats {
   /** Returned an error, or a node that is not the key's live successor. */
   readonly failedFraction: number;
   readonly meanPathLength: number;
+  readonly p1PathLength: number;
   readonly p99PathLength: number;
   readonly meanTimeouts: number;
 }
@@ -215,7 +228,7 @@ function judge(handles: readonly RequestHandle[], truth: (handle: RequestHandle)
       failed++;
       continue;
     }
-    lengths.push(response.hops + 1);
+    lengths.push(response.hops);
     timeouts += response.timeouts;
   }
   lengths.sort((a, b) => a - b);
@@ -223,6 +236,7 @@ function judge(handles: readonly RequestHandle[], truth: (handle: RequestHandle)
     lookups: handles.length,
     failedFraction: failed / Math.max(1, handles.length),
     meanPathLength: mean(lengths),
+    p1PathLength: lengths.length === 0 ? 0 : percentile(lengths, 0.01),
     p99PathLength: lengths.length === 0 ? 0 : percentile(lengths, 0.99),
     meanTimeouts: timeouts / Math.max(1, lengths.length),
   };

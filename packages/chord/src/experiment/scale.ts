@@ -12,6 +12,7 @@ export interface ScaleResult {
   readonly nodes: number;
   readonly lookups: number;
   readonly events: number;
+  /** Mean `hops` (the paper's path length, see paper.ts `pathLength`), routing via the successor list too. */
   readonly meanPathLength: number;
   /** Lookups that returned the key's true successor. */
   readonly correct: number;
@@ -36,7 +37,7 @@ export function scaleRun(options: { nodes: number; lookups: number; seed: number
     for (const handle of handles) {
       const response = handle.response;
       if (response?.type !== 'lookup' || handle.request.type !== 'lookup') continue;
-      pathSum += response.hops + 1;
+      pathSum += response.hops;
       if (response.node.id === oracle.successorOf(keyId(ring, handle.request.key)).id) correct++;
     }
   }

@@ -1,7 +1,7 @@
 /**
  * `dsys chord ...`: the command line of the Chord system (the `dsys` CLI mounts `chordCli`).
  *
- *   dsys chord start [--join HOST:PORT] [--vnodes K] ...   run one node in the foreground
+ *   dsys chord start [--join HOST:PORT,...] [--data-dir D] [--vnodes K] ...   run one node in the foreground
  *   dsys chord up [--nodes N] [--base-port P] [--data-dir D] [--vnodes K]   a local ring of processes
  *   dsys chord lookup KEY [--node HOST:PORT] [--mode iterative|recursive]
  *   dsys chord put KEY VALUE [--node HOST:PORT]
@@ -24,7 +24,8 @@ import { type ChordService, chordService } from './service.js';
 const USAGE = `dsys chord: the Chord DHT (lookups, a replicated key-value store) as real processes
 
 Usage:
-  dsys chord start [--join HOST:PORT] [--vnodes K] [--port P] ...  run one node (see 'dsys chord start --help')
+  dsys chord start [--join HOST:PORT,...] [--data-dir D] [--port P] ...
+                                              run one node (see 'dsys chord start --help')
   dsys chord up [--nodes N] [--base-port P] [--data-dir D] [--vnodes K]
                                               start a local ring; prints 'ready: <endpoints>'
   dsys chord lookup KEY [--mode iterative|recursive]   which node is responsible for KEY

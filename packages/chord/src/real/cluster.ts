@@ -1,8 +1,9 @@
 /**
  * A local Chord ring of real processes (for `dsys chord up`, `dsys up` and the real-process tests),
- * on @dsys/harness: node 1 creates the ring, every other node joins through node 1 (a restarted
- * node 1 joins through node 2). Each node listens on its harness *peer* address; Chord dials the
- * addresses it learns from the ring itself, so the harness's link proxies are off.
+ * on @dsys/harness: node 1 creates the ring, every other node joins through any of the others (node 1
+ * first; a restarted node 1 through the others). Each node keeps its items in its harness data
+ * directory (fsynced, reloaded on restart). Each node listens on its harness *peer* address; Chord
+ * dials the addresses it learns from the ring itself, so the harness's link proxies are off.
  */
 import { fileURLToPath } from 'node:url';
 import { type Cluster, formatEndpoint, nodeCommand, startCluster } from '@dsys/harness';
@@ -35,8 +36,13 @@ export async function startChordCluster(options: ChordClusterOptions): Promise<C
     readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
     command: (spec) => {
       const args = ['--host', spec.peerAddress.host, '--port', String(spec.peerAddress.port), ...extra];
-      const via = spec.id === 1 ? (spec.restarts > 0 && options.nodes > 1 ? 2 : null) : 1;
-      if (via !== null) args.push('--join', formatEndpoint(spec.peers.get(via)!));
+      args.push('--data-dir', spec.dataDir);
+      // Every other node, node 1 first: a restarted node can join while any of them is a member.
+      const others = [...spec.peers.keys()].filter((id) => id !== spec.id).sort((a, b) => a - b);
+      const creates = spec.id === 1 && spec.restarts === 0;
+      if (!creates && others.length > 0) {
+        args.push('--join', others.map((id) => formatEndpoint(spec.peers.get(id)!)).join(','));
+      }
       return nodeCommand(CHORD_MAIN, args);
     },
   });

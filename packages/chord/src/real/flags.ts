@@ -7,7 +7,9 @@ import { parseArgs } from 'node:util';
 export interface NodeFlags {
   readonly host: string;
   readonly port: number;
-  readonly join: string | null;
+  /** Members to join through; empty: create a new ring. */
+  readonly join: readonly string[];
+  readonly dataDir: string | null;
   readonly vnodes: number;
   readonly replicas: number;
   readonly successors: number;
@@ -17,12 +19,16 @@ export interface NodeFlags {
 }
 
 export const nodeFlagsUsage = [
-  'usage: dsys chord start [--host H] [--port P] [--join HOST:PORT] [--vnodes K] [--replicas R]',
-  '                        [--successors N] [--tick-ms T] [--log-level debug|info|warn|error]',
+  'usage: dsys chord start [--host H] [--port P] [--join HOST:PORT[,HOST:PORT...]] [--data-dir D]',
+  '                        [--vnodes K] [--replicas R] [--successors N] [--tick-ms T]',
+  '                        [--log-level debug|info|warn|error]',
   '',
   '  --host H         address to listen on (default 127.0.0.1)',
-  '  --port P         port to listen on (default 0: any free port)',
-  '  --join HOST:PORT join the ring through this member (default: create a new ring)',
+  '  --port P         port to listen on (default 0: any free port, or the one the data dir had)',
+  '  --join LIST      join the ring through any of these members, tried in turn',
+  '                   (default: create a new ring)',
+  '  --data-dir D     keep items in a durable log in D (fsynced before a put is acknowledged);',
+  '                   a restart on D takes back the same host:port and items (default: memory only)',
   '  --vnodes K       virtual nodes on this node (default 1, max 64)',
   '  --replicas R     copies of each key on distinct nodes (default 3)',
   '  --successors N   successor list length (default 8, at least R)',
@@ -30,6 +36,9 @@ export const nodeFlagsUsage = [
   '',
   'Prints `ready: <host:port>` once it serves; stops on SIGINT/SIGTERM.',
 ].join('\n');
+
+/** Members `--join` may name. */
+const JOIN_SEEDS_MAX = 64;
 
 function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number | string {
   if (text === undefined) return fallback;
@@ -48,6 +57,7 @@ export function parseNodeFlags(argv: readonly string[]): { ok: true; value: Node
         host: { type: 'string' },
         port: { type: 'string' },
         join: { type: 'string' },
+        'data-dir': { type: 'string' },
         vnodes: { type: 'string' },
         replicas: { type: 'string' },
         successors: { type: 'string' },
@@ -72,15 +82,21 @@ export function parseNodeFlags(argv: readonly string[]): { ok: true; value: Node
   if ((successors as number) < (replicas as number)) {
     return { ok: false, error: `--successors (${successors}) must be at least --replicas (${replicas})` };
   }
-  const join = text('join') ?? null;
-  if (join !== null && !/^[^:]+:[0-9]{1,5}$/.test(join))
-    return { ok: false, error: `--join must be HOST:PORT, got "${join}"` };
+  const joinText = text('join');
+  const join = joinText === undefined ? [] : joinText.split(',');
+  if (join.length > JOIN_SEEDS_MAX) return { ok: false, error: `--join names more than ${JOIN_SEEDS_MAX} members` };
+  for (const seed of join) {
+    if (!/^[^:,]+:[0-9]{1,5}$/.test(seed)) return { ok: false, error: `--join must be HOST:PORT[,...], got "${seed}"` };
+  }
+  const dataDir = text('data-dir') ?? null;
+  if (dataDir === '') return { ok: false, error: '--data-dir must not be empty' };
   return {
     ok: true,
     value: {
       host: text('host') ?? '127.0.0.1',
       port: port as number,
       join,
+      dataDir,
       vnodes: vnodes as number,
       replicas: replicas as number,
       successors: successors as number,

@@ -8,25 +8,37 @@
  * is counted and dropped; the protocol's own RPC timeouts are the failure detector, as in the
  * simulator. Steps never nest: self-sends and replies go through later turns of the event loop.
  *
- * Items live in memory (persist off): a killed node's copies are gone, and the replication on the
- * key's successors is what keeps acknowledged keys.
+ * Durability (`dataDir`): the node keeps its items in a @dsys/runtime-node `DurableLog` (group commit,
+ * fsync, snapshots on compaction) and carries out the protocol's effects through its `EffectPipeline`,
+ * so the kit effect-order contract holds: a replica acknowledges a copy, and a primary a put, only
+ * after the copy is fsynced (store.ts puts a synced barrier before every acknowledgement). A restart
+ * on the same directory takes back the same `host:port` (its identity: the ring identifiers are
+ * hashes of it), reloads the items and rejoins; the replication rules then reconcile its copies with
+ * the ring (copies it is no replica of are handed to their primary, and dropped only once it has
+ * them). Without `dataDir` items live in memory only.
  */
 import { randomBytes } from 'node:crypto';
-import { assert, ClientId, EMPTY_DURABLE, errorMessage, type NodeId, RequestId, Rng } from '@dsys/kit';
+import { assert, ClientId, type Durable, EMPTY_DURABLE, errorMessage, type NodeId, RequestId, Rng } from '@dsys/kit';
 import { connect, type HandlersOf, type RpcConnection, type RunningServer, serve } from '@dsys/rpc';
-import { ipv4Address, ipv4Endpoint } from '../address.js';
+import { DurableLog, EffectPipeline, Logger } from '@dsys/runtime-node';
+import { addressName, ipv4Address, ipv4Endpoint } from '../address.js';
 import { CHORD_CONFIG_DEFAULT, type ChordConfig } from '../config.js';
 import type { ChordMessage, ChordRequest, ChordResponse } from '../messages.js';
 import { type ChordEvent, chordProtocol } from '../protocol.js';
 import type { ChordState, RangeEvent } from '../state.js';
+import { recoveredName } from '../store.js';
 import { type ChordService, chordService } from './service.js';
 
 export interface ChordNodeOptions {
   readonly host: string;
-  /** 0 picks a free port. */
+  /** 0 picks a free port, or the one the data directory's node had. */
   readonly port: number;
-  /** `host:port` of any ring member; null creates a new ring. */
-  readonly join: string | null;
+  /** `host:port` of ring members to join through (tried in turn); empty creates a new ring. */
+  readonly join: readonly string[];
+  /** Directory of the durable item store; null keeps items in memory only. */
+  readonly dataDir?: string | null;
+  /** Called when the node stops on its own (a failed fsync): the process should exit. */
+  readonly onFatal?: (error: Error) => void;
   readonly config?: Partial<ChordConfig>;
   readonly tickMs?: number;
   readonly seed?: bigint;
@@ -37,6 +49,8 @@ export interface ChordNodeOptions {
 
 export interface RunningChordNode {
   readonly address: string;
+  /** Items recovered from the data directory at start. */
+  readonly recoveredItems: number;
   readonly nodeId: NodeId;
   request(request: ChordRequest, timeoutMs?: number): Promise<ChordResponse>;
   inspect<T>(read: (state: ChordState) => T): T;
@@ -56,10 +70,13 @@ export async function startChordNode(options: ChordNodeOptions): Promise<Running
 class ChordHost implements RunningChordNode {
   address = '';
   nodeId = 0 as NodeId;
+  recoveredItems = 0;
   readonly stats = { sent: 0, sendFailures: 0, steps: 0 };
   private state: ChordState | null = null;
   private server: RunningServer<ChordService> | null = null;
   private ticker: NodeJS.Timeout | null = null;
+  private storage: DurableLog | null = null;
+  private pipeline: EffectPipeline<ChordMessage, ChordResponse> | null = null;
   private readonly connections = new Map<NodeId, RpcConnection<ChordService>>();
   private readonly calls = new Map<number, (response: ChordResponse) => void>();
   private requestNext = 1;
@@ -75,13 +92,23 @@ class ChordHost implements RunningChordNode {
   }
 
   async start(): Promise<void> {
-    this.server = await serve(chordService, this.handlers(), { host: this.options.host, port: this.options.port });
-    const nodeId = ipv4Address(this.server.host, this.server.port);
-    if (nodeId === null) throw new RangeError(`chord: ${this.server.address} is not an IPv4 endpoint`);
-    this.nodeId = nodeId;
-    this.address = this.server.address;
-    const seeds: NodeId[] = [];
-    if (this.options.join !== null) seeds.push(parseAddress(this.options.join));
+    const durable = await this.openStorage();
+    try {
+      await this.listen(durable);
+      this.init(durable);
+    } catch (error) {
+      // A port in use, or durable state init refuses (another node's, or corrupt): release everything.
+      await this.server?.close();
+      await this.storage?.close();
+      throw error;
+    }
+    // A first tick at once carries out what `init` asked for (a founder's synced membership record).
+    this.dispatch({ type: 'tick', nowMs: performance.now() });
+    this.ticker = setInterval(() => this.dispatch({ type: 'tick', nowMs: performance.now() }), this.tickMs);
+  }
+
+  private init(durable: Durable): void {
+    const seeds = this.options.join.map(parseAddress).filter((seed) => seed !== this.nodeId);
     const config: ChordConfig = {
       ...CHORD_CONFIG_DEFAULT,
       stabilizeTicks: 4,
@@ -97,19 +124,70 @@ class ChordHost implements RunningChordNode {
       addressing: 'ipv4',
       bootstrap: seeds.length > 0 ? 'join' : 'create',
       seeds,
-      persist: false,
+      persist: this.storage !== null,
     };
     const seed = this.options.seed ?? randomBytes(8).readBigUInt64LE(0);
     this.state = chordProtocol.init({
-      id: nodeId,
+      id: this.nodeId,
       peers: [],
       config,
       rng: Rng.fromSeed(seed),
-      durable: EMPTY_DURABLE,
+      durable,
       nowMs: performance.now(),
     });
-    this.log('info', 'chord node started', { address: this.address, join: this.options.join, vnodes: config.vnodes });
-    this.ticker = setInterval(() => this.dispatch({ type: 'tick', nowMs: performance.now() }), this.tickMs);
+    this.recoveredItems = this.state.store.size;
+    this.startPipeline();
+    this.log('info', 'chord node started', {
+      address: this.address,
+      join: this.options.join,
+      vnodes: config.vnodes,
+      dataDir: this.options.dataDir ?? null,
+      recoveredItems: this.recoveredItems,
+      member: this.state.member,
+    });
+  }
+
+  /** Opens (and recovers) the data directory, if any: the durable state `init` starts from. */
+  private async openStorage(): Promise<Durable> {
+    const dir = this.options.dataDir ?? null;
+    if (dir === null) return EMPTY_DURABLE;
+    const logger = new Logger({ level: 'warn', node: null, fields: { component: 'chord-storage' } });
+    const { log, durable } = await DurableLog.open({ dir, logger });
+    this.storage = log;
+    log.onFailure((error) => this.fail(error));
+    return durable;
+  }
+
+  /**
+   * Listens on the configured endpoint; with port 0 and a data directory that a node has used, on
+   * that node's endpoint, so that a restart keeps its identity. Another endpoint is refused by `init`.
+   */
+  private async listen(durable: Durable): Promise<void> {
+    let { host, port } = this.options;
+    const name = recoveredName(durable.snapshot, durable.records);
+    const previous = name === null ? null : ipv4FromText(name);
+    if (previous !== null && port === 0) ({ host, port } = ipv4Endpoint(previous));
+    this.server = await serve(chordService, this.handlers(), { host, port });
+    const nodeId = ipv4Address(this.server.host, this.server.port);
+    if (nodeId === null) throw new RangeError(`chord: ${this.server.address} is not an IPv4 endpoint`);
+    this.nodeId = nodeId;
+    this.address = addressName('ipv4', nodeId);
+  }
+
+  private startPipeline(): void {
+    const storage = this.storage;
+    if (storage === null) return;
+    this.pipeline = new EffectPipeline<ChordMessage, ChordResponse>(storage, {
+      send: (to, message) => this.send(to, message),
+      reply: (_client, requestId, response) => this.reply(requestId, response),
+      persisted: (ack) => setImmediate(() => this.dispatch({ type: 'persisted', ack })),
+    });
+  }
+
+  /** The disk failed (fsync error): nothing more may be acknowledged; stop and tell the owner. */
+  private fail(error: Error): void {
+    this.log('warn', 'storage failed, stopping the node', { reason: errorMessage(error) });
+    void this.close().finally(() => this.options.onFatal?.(error));
   }
 
   request(request: ChordRequest, timeoutMs = 10_000): Promise<ChordResponse> {
@@ -142,6 +220,10 @@ class ChordHost implements RunningChordNode {
     await Promise.all([...this.connections.values()].map((connection) => connection.close()));
     this.connections.clear();
     await this.server?.close();
+    // Flushes whatever is queued (a clean stop loses nothing) and releases the directory lock.
+    await this.storage?.close().catch((error: unknown) => {
+      this.log('warn', 'closing the durable log failed', { reason: errorMessage(error) });
+    });
   }
 
   private handlers(): HandlersOf<ChordService> {
@@ -183,9 +265,14 @@ class ChordHost implements RunningChordNode {
     }
     this.stats.steps++;
     this.afterStep(this.state);
+    if (this.pipeline !== null) {
+      this.pipeline.submit(effects);
+      return;
+    }
     for (const effect of effects) {
       if (effect.type === 'send') this.send(effect.to, effect.message);
       else if (effect.type === 'reply') this.reply(effect.requestId, effect.response);
+      else assert(false, `chord host: ${effect.type} effect without a data directory`);
     }
   }
 
@@ -209,6 +296,7 @@ class ChordHost implements RunningChordNode {
   }
 
   private send(to: NodeId, message: ChordMessage): void {
+    if (this.closed) return;
     this.stats.sent++;
     if (to === this.nodeId) {
       setImmediate(() => this.dispatch({ type: 'receive', from: this.nodeId, message }));

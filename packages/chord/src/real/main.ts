@@ -1,11 +1,12 @@
 /**
  * Entry point of one Chord node process (what `dsys chord start` and the cluster helpers run):
  *
- *   node --import tsx src/real/main.ts [--host H] [--port P] [--join HOST:PORT] [--vnodes K]
- *        [--replicas R] [--successors N] [--tick-ms T] [--log-level L]
+ *   node --import tsx src/real/main.ts [--host H] [--port P] [--join HOST:PORT,...] [--data-dir D]
+ *        [--vnodes K] [--replicas R] [--successors N] [--tick-ms T] [--log-level L]
  *
  * Prints `ready: <host:port>` on stdout once it listens (the harness's readiness line), JSON logs on
- * stderr, and stops cleanly on SIGINT/SIGTERM.
+ * stderr, and stops cleanly on SIGINT/SIGTERM (exit 0). Exit 1: it could not start (a corrupt or
+ * locked data directory, another node's data directory, a port in use) or its disk failed.
  */
 import { errorMessage } from '@dsys/kit';
 import { isLogLevel, Logger } from '@dsys/runtime-node';
@@ -31,6 +32,11 @@ export async function runChordNodeMain(argv: readonly string[]): Promise<number>
       host: flags.host,
       port: flags.port,
       join: flags.join,
+      dataDir: flags.dataDir,
+      onFatal: (error) => {
+        process.stderr.write(`chord node: stopped: ${errorMessage(error)}\n`);
+        process.exit(1);
+      },
       tickMs: flags.tickMs,
       config: { vnodes: flags.vnodes, replicas: flags.replicas, successorListLength: flags.successors },
       log: (lvl, message, fields) => logger[lvl](message, fields ?? {}),
@@ -45,6 +51,7 @@ export async function runChordNodeMain(argv: readonly string[]): Promise<number>
     process.stderr.write(`chord node: could not start: ${errorMessage(error)}\n`);
     return 1;
   }
+  if (flags.dataDir === null) logger.warn('no --data-dir: items are kept in memory only', {});
   process.stdout.write(`ready: ${node.address}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());

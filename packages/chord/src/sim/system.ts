@@ -5,7 +5,8 @@
  * 32 or 160 bits, iterative or recursive lookups, loss, duplication, symmetric and one-way partitions
  * that heal, crashes (nodes keep their items on disk) and restarts, graceful leaves and rejoins, clock
  * drift; then a liveness phase in which every fault stops and the ring must converge (Theorem 5) with
- * every acknowledged key back on its replicas, and every key must read back. See workload.ts.
+ * every acknowledged key back on its replicas, a fresh put from every client must succeed, and every
+ * key must read back. See workload.ts.
  */
 import { assert, type Rng } from '@dsys/kit';
 import { type ClusterView, defineSimSystem, type SimOptions, type SimOptionsBase, type SimSystem } from '@dsys/sim';
@@ -141,7 +142,7 @@ function invariantsGlobal(view: ClusterView<ChordState>): void {
  */
 function converged(view: ClusterView<ChordState>, shared: ChordShared): boolean {
   if (!shared.ringStable) {
-    if (!shared.adminDone) return false;
+    if (!shared.adminDone || shared.putsInFlight > 0) return false;
     const states = upStates(view);
     if (states.length === 0 || !ringCorrect(states)) return false;
     if (!replicasPlaced(states, shared)) return false;

@@ -5,12 +5,14 @@
  *
  * What is checked:
  * - during the run, a read never returns a value nobody wrote for that key;
- * - in the liveness phase (faults healed, crashed nodes restarted) the ring must converge: successor
- *   pointers, predecessors and successor lists exactly right (Theorem 5), and every acknowledged key
- *   held at its newest acknowledged version by its first `replicas` successors (re-replication);
- * - then every key is read back: it must be found, at a version no older than its newest acknowledged
- *   put (an acknowledged write is never lost; nodes keep their copies on disk across crashes, and
- *   fewer than `replicas` copies are ever lost at once).
+ * - in the liveness phase (faults healed, crashed nodes restarted, every put in flight answered) the
+ *   ring must converge: successor pointers, predecessors and successor lists exactly right (Theorem
+ *   5), and every acknowledged key held at its newest acknowledged version by its first `replicas`
+ *   successors (re-replication);
+ * - then every client's probe put of a fresh key must be acknowledged (the healed ring takes writes);
+ * - then every key (the probes too) is read back: it must be found, at a version no older than its
+ *   newest acknowledged put (an acknowledged write is never lost; nodes keep their copies on disk
+ *   across crashes, and fewer than `replicas` copies are ever lost at once).
  */
 import { assert, type NodeId, type RequestId } from '@dsys/kit';
 import type { ClientActor, ClientContext, SimOptions } from '@dsys/sim';
@@ -42,11 +44,22 @@ export interface ChordShared {
   timeouts: number;
   lookups: number;
   lookupHops: number;
+  /**
+   * Puts sent and not yet answered (or timed out). The read-back waits for them: a put sent in the
+   * safety phase may be acknowledged after a read-back of its key (swarm seed 0x53ca9b6e54673a25).
+   */
+  putsInFlight: number;
   /** Set by `converged` once the ring and the replicas are right; clients then read every key back. */
   ringStable: boolean;
   /** Keys still to read back in the liveness phase. */
   verifyQueue: string[] | null;
   verifyOutstanding: number;
+  /**
+   * Clients whose liveness probe (one put of a fresh key once the ring is stable) is not yet
+   * acknowledged: the healed ring must accept writes, not only keep old ones. The read-back waits
+   * for every probe, so it reads the probes back too.
+   */
+  probesPending: number;
   /** The admin client has rejoined every node it made leave. */
   adminDone: boolean;
   /** Nodes the admin made leave and has not rejoined. */
@@ -64,9 +77,11 @@ export function newShared(options: SimOptions): ChordShared {
     timeouts: 0,
     lookups: 0,
     lookupHops: 0,
+    putsInFlight: 0,
     ringStable: false,
     verifyQueue: null,
     verifyOutstanding: 0,
+    probesPending: 0,
     adminDone: true,
     left: new Set(),
   };
@@ -97,11 +112,14 @@ export class ChordClient implements ClientActor<ChordResponse> {
   private pending: Pending | null = null;
   private thinkTimer: number | null = null;
   private writes = 0;
+  private probed = false;
 
   constructor(
     private readonly context: ClientContext<ChordRequest>,
     private readonly shared: ChordShared,
-  ) {}
+  ) {
+    shared.probesPending++;
+  }
 
   onStart(): void {
     this.think(this.context.rng.int(this.context.options.thinkMsMax + 1));
@@ -121,6 +139,7 @@ export class ChordClient implements ClientActor<ChordResponse> {
     if (pending === null || timer !== pending.timer) return;
     this.pending = null;
     this.shared.timeouts++;
+    if (pending.request.type === 'put') this.shared.putsInFlight--;
     if (pending.verify) this.requeue(pending.request);
     this.think(POLL_MS);
   }
@@ -169,6 +188,17 @@ export class ChordClient implements ClientActor<ChordResponse> {
       this.think(POLL_MS);
       return;
     }
+    if (!this.probed) {
+      const key = `probe-c${this.context.id}`;
+      const value = `c${this.context.id}-probe-${this.writes++}`;
+      historyOf(shared, key).attempted.add(value);
+      this.send({ type: 'put', key, value: textEncoder.encode(value) }, false);
+      return;
+    }
+    if (shared.probesPending > 0) {
+      this.think(POLL_MS);
+      return;
+    }
     shared.verifyQueue ??= [...shared.keys.keys()].sort();
     const key = shared.verifyQueue.shift();
     if (key === undefined) return;
@@ -183,6 +213,7 @@ export class ChordClient implements ClientActor<ChordResponse> {
   }
 
   private send(request: ChordRequest, verify: boolean): void {
+    if (request.type === 'put') this.shared.putsInFlight++;
     const node = this.context.rng.pick(this.context.nodes);
     const requestId = this.context.send(node, request);
     const timer = this.context.setTimer(this.context.options.requestTimeoutMs);
@@ -192,6 +223,7 @@ export class ChordClient implements ClientActor<ChordResponse> {
   private record(pending: Pending, response: ChordResponse): void {
     const shared = this.shared;
     const request = pending.request;
+    if (request.type === 'put') shared.putsInFlight--;
     if (response.type === 'error') {
       shared.errors++;
       if (pending.verify) this.requeue(request);
@@ -200,6 +232,10 @@ export class ChordClient implements ClientActor<ChordResponse> {
     shared.ok++;
     if (request.type === 'put' && response.type === 'put') {
       const value = textDecoder.decode(request.value);
+      if (request.key.startsWith('probe-') && !this.probed) {
+        this.probed = true;
+        shared.probesPending--;
+      }
       historyOf(shared, request.key).acked.push({
         value,
         seq: response.seq,
