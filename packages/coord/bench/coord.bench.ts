@@ -3,9 +3,12 @@
  * zookeeper package), side by side in one run: a 3-server ensemble of each on loopback, the same
  * client library (node-zookeeper-client) and the same load: create, setData, getData, exists with 1
  * and 64 requests in flight through one follower, and getData spread over all three servers.
- * Throughput (ops/s) and p99 latency per phase; the two systems alternate phase by phase (3 rounds,
- * median reported) so that both see the same load on a shared machine. Then message counts showing that reads served by a
- * dsys follower never reach the leader.
+ * Throughput (ops/s) and p99 latency per phase. Built for a shared, noisy machine: each round runs
+ * every phase once on both systems back to back (which goes first alternates by round), rounds are
+ * repeated (`--rounds N`, default 5), and the report gives the median of each system plus the median
+ * of the per-round paired ratios (two runs seconds apart see nearly the same machine load). The load
+ * average is printed before and after. Then message counts showing that reads served by a dsys
+ * follower never reach the leader.
  *
  * The script installs Debian's zookeeper if it is missing, writes the ZooKeeper configs in a temp
  * directory, starts each server with java directly, waits for `ruok`, and stops everything by PID.
@@ -13,7 +16,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BenchRow, percentile, quick, report, row } from '@dsys/benchkit';
 import { type Cluster, nodeCommand, startCluster, waitFor } from '@dsys/harness';
@@ -23,7 +26,14 @@ import { coordNodeEntry } from '../src/real/index.js';
 type Client = ReturnType<typeof zookeeper.createClient>;
 const PEER = 'zookeeper 3.8';
 const PHASE_MS = quick ? 1000 : 2000;
-const ROUNDS = quick ? 1 : 3;
+function roundsFlag(): number {
+  const at = process.argv.indexOf('--rounds');
+  if (at < 0) return quick ? 1 : 5;
+  const value = Number(process.argv[at + 1]);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error('--rounds takes a positive integer');
+  return value;
+}
+const ROUNDS = roundsFlag();
 
 function fourLetter(port: number, word: string): Promise<string> {
   return new Promise((resolve) => {
@@ -79,7 +89,10 @@ async function startZooKeeper(basePort: number): Promise<{ ports: number[]; stop
         'org.apache.zookeeper.server.quorum.QuorumPeerMain',
         join(dir, `zoo${id}.cfg`),
       ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
+      // Detached (its own session), as the harness starts each dsys node: with the kernel's
+      // autogroup scheduling a session is a CPU-share group, so on a busy machine both systems' servers
+      // then get the same share, and neither shares one with the load generator.
+      { stdio: ['ignore', 'ignore', 'inherit'], detached: true },
     );
     processes.push(child);
   }
@@ -256,42 +269,69 @@ async function runPhase(p: Phase, ports: number[], followerPort: number): Promis
   return result;
 }
 
-function median(values: number[]): number {
+function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+interface PhaseSummary {
+  readonly ours: PhaseResult;
+  readonly theirs: PhaseResult;
+  /** Per round, dsys throughput over ZooKeeper's in the same round. */
+  readonly pairedRatios: readonly number[];
+}
+
 /**
- * Runs every phase on both systems, alternating (dsys, ZooKeeper) `ROUNDS` times, so that both see the
- * same machine load; reports the median round of each.
+ * Runs `ROUNDS` rounds; a round runs every phase on both systems back to back, the one going first
+ * alternating by round. So a phase's samples are spread over the whole run (a burst of load elsewhere
+ * on the machine hits one round of each phase, not all rounds of one), and each pair is measured
+ * seconds apart. Reports the median of each system and the per-round paired ratios.
  */
 async function runBoth(
   ours: { ports: number[]; follower: number },
   theirs: { ports: number[]; follower: number },
-): Promise<Map<string, { ours: PhaseResult; theirs: PhaseResult }>> {
+): Promise<Map<string, PhaseSummary>> {
   await prepare(ours.follower);
   await prepare(theirs.follower);
-  const results = new Map<string, { ours: PhaseResult; theirs: PhaseResult }>();
-  for (const p of PHASES) {
-    const a: PhaseResult[] = [];
-    const b: PhaseResult[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      a.push(await runPhase(p, ours.ports, ours.follower));
-      b.push(await runPhase(p, theirs.ports, theirs.follower));
+  const samples = new Map<string, { ours: PhaseResult[]; theirs: PhaseResult[] }>();
+  for (const p of PHASES) samples.set(p.name, { ours: [], theirs: [] });
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const p of PHASES) {
+      const entry = samples.get(p.name)!;
+      if (round % 2 === 0) {
+        entry.ours.push(await runPhase(p, ours.ports, ours.follower));
+        entry.theirs.push(await runPhase(p, theirs.ports, theirs.follower));
+      } else {
+        entry.theirs.push(await runPhase(p, theirs.ports, theirs.follower));
+        entry.ours.push(await runPhase(p, ours.ports, ours.follower));
+      }
     }
-    const pick = (list: PhaseResult[]): PhaseResult => ({
-      opsPerSecond: median(list.map((r) => r.opsPerSecond)),
-      p50: median(list.map((r) => r.p50)),
-      p99: median(list.map((r) => r.p99)),
-      errors: list.reduce((sum, r) => sum + r.errors, 0),
-    });
-    const pair = { ours: pick(a), theirs: pick(b) };
-    results.set(p.name, pair);
+    console.log(`  round ${round + 1}/${ROUNDS} done (load average ${loadText()})`);
+  }
+  const pick = (list: PhaseResult[]): PhaseResult => ({
+    opsPerSecond: median(list.map((r) => r.opsPerSecond)),
+    p50: median(list.map((r) => r.p50)),
+    p99: median(list.map((r) => r.p99)),
+    errors: list.reduce((sum, r) => sum + r.errors, 0),
+  });
+  const results = new Map<string, PhaseSummary>();
+  for (const p of PHASES) {
+    const entry = samples.get(p.name)!;
+    const pairedRatios = entry.ours.map((a, i) => a.opsPerSecond / entry.theirs[i]!.opsPerSecond);
+    const summary = { ours: pick(entry.ours), theirs: pick(entry.theirs), pairedRatios };
+    results.set(p.name, summary);
+    const ratios = [...pairedRatios].sort((a, b) => a - b);
     console.log(
-      `  ${p.name}: dsys ${Math.round(pair.ours.opsPerSecond)} ops/s p99 ${pair.ours.p99.toFixed(1)} ms | zookeeper ${Math.round(pair.theirs.opsPerSecond)} ops/s p99 ${pair.theirs.p99.toFixed(1)} ms (errors ${pair.ours.errors}/${pair.theirs.errors})`,
+      `  ${p.name}: dsys ${Math.round(summary.ours.opsPerSecond)} ops/s p99 ${summary.ours.p99.toFixed(1)} ms | zookeeper ${Math.round(summary.theirs.opsPerSecond)} ops/s p99 ${summary.theirs.p99.toFixed(1)} ms | paired ratio median ${median(ratios).toFixed(2)} (${ratios[0]!.toFixed(2)}-${ratios[ratios.length - 1]!.toFixed(2)}) (errors ${summary.ours.errors}/${summary.theirs.errors})`,
     );
   }
   return results;
+}
+
+function loadText(): string {
+  return loadavg()
+    .map((value) => value.toFixed(1))
+    .join(' ');
 }
 
 function mntr(text: string, key: string): number {
@@ -302,7 +342,9 @@ function mntr(text: string, key: string): number {
 async function main(): Promise<void> {
   ensureZooKeeper();
   const rows: BenchRow[] = [];
-  console.log('starting dsys coord (3 processes) and zookeeper 3.8 (3 java processes) ...');
+  console.log(
+    `starting dsys coord (3 processes) and zookeeper 3.8 (3 java processes); ${ROUNDS} rounds of ${PHASE_MS} ms phases; load average ${loadText()}`,
+  );
   const coord = await startCoord();
   let zk: Awaited<ReturnType<typeof startZooKeeper>> | null = null;
   try {
@@ -318,8 +360,9 @@ async function main(): Promise<void> {
       { ports: zk.ports, follower: zkFollower },
     );
     for (const p of PHASES) {
-      const { ours: a, theirs: b } = results.get(p.name)!;
+      const { ours: a, theirs: b, pairedRatios } = results.get(p.name)!;
       rows.push(row(p.name, 'throughput', 'ops/s', a.opsPerSecond, { name: PEER, value: b.opsPerSecond }, true));
+      rows.push(row(p.name, 'throughput, median paired ratio', 'x', median(pairedRatios), null, true));
       rows.push(row(p.name, 'p99 latency', 'ms', a.p99, { name: PEER, value: b.p99 }, false));
     }
     // Reads at a follower never touch the leader: count the leader's forwarded items around a read phase.
@@ -343,6 +386,7 @@ async function main(): Promise<void> {
     zk?.stop();
     await coord.cluster.stopAll();
   }
+  console.log(`load average at the end: ${loadText()}`);
   report('coord', rows);
 }
 

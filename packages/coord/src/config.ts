@@ -35,6 +35,11 @@ export interface CoordConfig {
   readonly forwardResendTicks: number;
   /** Clients of a server that has known no leader for this many ticks are disconnected (they move on). */
   readonly noLeaderCloseTicks: number;
+  /**
+   * Log writes are acknowledged without holding later output (see `CoordNode.persist`); a write still
+   * unacknowledged after this many ticks gets an explicit synced persist, for drivers that sync lazily.
+   */
+  readonly syncNudgeTicks: number;
   readonly connectionsMax: number;
   /** Requests queued or buffered out of order on one connection; beyond it the connection is closed. */
   readonly requestsPerConnectionMax: number;
@@ -61,7 +66,7 @@ export type CoordConfigInput = Partial<Omit<CoordConfig, 'raft'>> & { readonly r
 export function coordConfig(input: CoordConfigInput = {}): CoordConfig {
   const config: CoordConfig = {
     initialVoters: null,
-    snapshotEntries: 10_000,
+    snapshotEntries: 100_000, // ZooKeeper's snapCount default
     minSessionTimeoutMs: 4_000,
     maxSessionTimeoutMs: 40_000,
     tickMs: 10,
@@ -70,6 +75,7 @@ export function coordConfig(input: CoordConfigInput = {}): CoordConfig {
     reapEveryTicks: 100,
     forwardResendTicks: 50,
     noLeaderCloseTicks: 300,
+    syncNudgeTicks: 2,
     connectionsMax: 10_000,
     requestsPerConnectionMax: 10_000,
     ...input,
@@ -85,6 +91,7 @@ export function coordConfig(input: CoordConfigInput = {}): CoordConfig {
     'reapEveryTicks',
     'forwardResendTicks',
     'noLeaderCloseTicks',
+    'syncNudgeTicks',
     'connectionsMax',
     'requestsPerConnectionMax',
   ] as const) {

@@ -15,6 +15,9 @@
  *   follower) and answers once this server has applied that far.
  * - Watches fire from `apply`, so the notification leaves before any later reply that could show the
  *   change (same connection, same order).
+ * - Log writes are not barriers (`persist`): a reply shows committed state, which is durable on a
+ *   majority whatever this server's disk holds, so sends and replies do not queue behind this
+ *   server's fsyncs; only Raft's promises (votes, append acknowledgements) wait for their write.
  *
  * Sessions: created, re-attached (a client moving to another server, or reconnecting) and closed
  * through the log; the leader tracks expiry from the activity followers report (`touch`) and
@@ -128,6 +131,8 @@ interface StepWrite {
   readonly acks: PersistAck[];
   sync: boolean;
   snapshot: boolean;
+  /** The write changes the term or the vote: it stays a barrier (see `persist`). */
+  electionState: boolean;
 }
 
 /** Counters for status output, metrics and the "reads never touch the leader" measurement. */
@@ -199,6 +204,8 @@ export class CoordNode {
   }[] = [];
   private readonly acks = new Map<number, readonly PersistAck[]>();
   private ackNext = 1;
+  /** The oldest unacknowledged write, for how many ticks it has been the oldest, whether it was nudged. */
+  private nudge = { ack: Number.POSITIVE_INFINITY, ticks: 0, sent: false };
   private incomingSnapshot: { index: LogIndex; tree: DataTree } | null = null;
   /** The hard state last handed to storage. */
   private writtenHard: HardState;
@@ -930,6 +937,7 @@ export class CoordNode {
   private onTick(effects: CoordEffect[]): void {
     if (this.delayedNotifications.length > 0) this.deliver(this.delayedNotifications.splice(0), effects);
     this.noLeaderTicks = this.core.leader === null ? this.noLeaderTicks + 1 : 0;
+    this.nudgeStorage(effects);
     if (this.ticks % this.config.touchEveryTicks === 0) this.reportTouches(effects);
     if (this.isLeader && this.ticks % this.config.expiryCheckTicks === 0) this.expireSessions();
     if (this.isLeader && this.ticks % this.config.reapEveryTicks === 0) this.reap();
@@ -1049,14 +1057,17 @@ export class CoordNode {
   // Core output -> effects (the same shape as raft's KvNode.drain)
 
   private drain(effects: CoordEffect[]): void {
-    const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false };
+    const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false, electionState: false };
     const promises: { to: NodeId; message: CoordMessage }[] = [];
     for (let rounds = 0; this.core.hasReady(); rounds++) {
       assert(rounds < 1000, 'CoordNode.drain: the core keeps producing output');
       const ready = this.core.ready();
       this.handleReady(ready, effects);
       if (ready.snapshot !== null) write.snapshot = true;
-      this.writtenHard = appendReadyRecords(write.records, ready.entries, ready.hardState, this.writtenHard);
+      const hard = ready.hardState;
+      if (hard !== null && (hard.term !== this.writtenHard.term || hard.vote !== this.writtenHard.vote))
+        write.electionState = true;
+      this.writtenHard = appendReadyRecords(write.records, ready.entries, hard, this.writtenHard);
       if (ready.persistAck !== null) write.acks.push(ready.persistAck);
       if (ready.mustSync) write.sync = true;
       for (const outgoing of ready.messagesAfterPersist) {
@@ -1143,11 +1154,47 @@ export class CoordNode {
     }
     if (write.records.length === 0 && write.acks.length === 0) return false;
     if (!write.sync) {
+      // Only the commit index moved: nothing waits for it to be durable.
       effects.push({ type: 'persist', records: write.records, sync: false });
       return false;
     }
-    effects.push({ type: 'persist', records: write.records, sync: true, ack: this.ackFor(write.acks) });
-    return true;
+    if (write.electionState) {
+      // A new term or vote stays a barrier: a node that became leader must not send AppendEntries of a
+      // term it could forget in a crash (restarted in the old term, it could vote for a second leader
+      // of the same term, whose entries would then share (index, term) with ours: log matching broken).
+      effects.push({ type: 'persist', records: write.records, sync: true, ack: this.ackFor(write.acks) });
+      return true;
+    }
+    // Entries only: acknowledged once durable, but not a barrier. Nothing a client is told
+    // depends on this server's own log being durable (replies show committed state: durable on a
+    // majority), and what does depend on it, Raft's votes and append acknowledgements, waits in
+    // `deferred` for this ack. So later sends (a leader's AppendEntries and commit notices, forward
+    // acknowledgements, heartbeats) and replies never queue behind an unrelated fsync, as in ZooKeeper,
+    // whose leader sends proposals while it logs them. (RaftCore applies an entry only once it is
+    // durable here, so a write's own reply still follows this server's fsync of it.) The node host
+    // fsyncs at once for an awaited ack (group commit); `nudgeStorage` covers drivers that sync lazily.
+    effects.push({ type: 'persist', records: write.records, sync: false, ack: this.ackFor(write.acks) });
+    return false;
+  }
+
+  /**
+   * A log write still unacknowledged after `syncNudgeTicks` gets an explicit synced persist (a
+   * barrier), so that the acknowledgement comes under any driver, even one that syncs only on request.
+   */
+  private nudgeStorage(effects: CoordEffect[]): void {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const ack of this.acks.keys()) if (ack < oldest) oldest = ack;
+    if (oldest !== this.nudge.ack) {
+      this.nudge = { ack: oldest, ticks: 0, sent: false };
+      return;
+    }
+    if (oldest === Number.POSITIVE_INFINITY || this.nudge.sent) return;
+    if (++this.nudge.ticks < this.config.syncNudgeTicks) return;
+    // One nudge per oldest write: its sync covers every write queued before it, so the oldest one is
+    // acknowledged when it completes. Nudging again while it is queued would only lengthen the disk's
+    // queue (with a disk slower than a tick, without end) and hold every send behind it.
+    this.nudge.sent = true;
+    effects.push({ type: 'persist', records: [], sync: true });
   }
 
   private ackFor(acks: readonly PersistAck[]): number {

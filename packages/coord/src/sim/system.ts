@@ -44,6 +44,8 @@ function drawKnobs(rng: Rng, drawn: SimOptionsBase): Record<string, number> {
     maxInflightMsgs: rng.pick([1, 4, 64]),
     snapshotEntries: rng.pick([16, 64, 500, 100_000]),
     snapshotChunkBytes: rng.pick([512, 65536]),
+    // The simulated disk syncs only when asked: log writes are acknowledged after the nudge (node.ts).
+    syncNudgeTicks: rng.pick([1, 2, 5]),
   };
 }
 
@@ -72,6 +74,7 @@ function buildConfig(options: SimOptions, oracle: CoordOracle, bugs: CoordTestOn
     reapEveryTicks: 20,
     forwardResendTicks: Math.max(4, 3 * roundTripTicks),
     noLeaderCloseTicks: 4 * electionTicks,
+    syncNudgeTicks: knob('syncNudgeTicks'),
     observer: oracle,
     ...(bugs === undefined ? {} : { testOnlyBugs: bugs }),
     raft: {
