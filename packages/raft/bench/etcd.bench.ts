@@ -14,7 +14,8 @@
  * The machine is shared and noisy, so runs interleave: in each round every workload runs once on
  * each system, one after the other (the order rotates per round), and the median round is reported.
  * The load average is printed before and after, and the generator's own CPU use per run, to show
- * whether the generator was the bottleneck.
+ * whether the generator was the bottleneck. `--cpu-prof-dir DIR` makes each dsys node write a V8 CPU
+ * profile there when it stops.
  */
 import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
@@ -53,6 +54,8 @@ const WORKLOADS: readonly Workload[] = (option('workloads') ?? 'put:1,put:64,get
   if ((kind !== 'put' && kind !== 'get') || !(Number(clients) >= 1)) throw new Error(`--workloads: bad "${text}"`);
   return { kind, clients: Number(clients) };
 });
+/** `--cpu-prof-dir DIR`: profile the dsys nodes (node's --cpu-prof), e.g. to find the gateway's costs. */
+const CPU_PROFILE_DIR = option('cpu-prof-dir');
 /** `--systems dsys,native`: a subset (default: etcd, dsys, native). */
 const SYSTEMS = (option('systems') ?? 'etcd,dsys,native').split(',') as System[];
 
@@ -157,13 +160,17 @@ async function startDsys(): Promise<{ cluster: Cluster; etcdEndpoints: string[] 
   const cluster = await startCluster({
     nodes: 3,
     proxies: false,
-    command: (node) =>
-      nodeCommand(
+    command: (node) => {
+      const command = nodeCommand(
         raftNodeEntry,
         raftNodeArgs(node, [
           ...['--log-level', 'warn', '--etcd-listen', etcdEndpoints[node.id - 1]!, '--etcd-endpoints', members],
         ]),
-      ),
+      );
+      // `--cpu-prof-dir DIR`: each node writes a V8 CPU profile there when it stops.
+      if (CPU_PROFILE_DIR === undefined) return command;
+      return { ...command, args: ['--cpu-prof', '--cpu-prof-dir', CPU_PROFILE_DIR, ...command.args] };
+    },
     readyTimeoutMs: 60_000,
   });
   return { cluster, etcdEndpoints };

@@ -140,6 +140,8 @@ export function kvConfig(input: KvConfigInput = {}): KvConfig {
 
 type KvEffect = Effect<RaftMessage, KvResponse>;
 
+/** Longest wait of a write for the batch in flight (see `KvNode.mustWait`): one to two ticks. */
+const WRITES_WAIT_TICKS_MAX = 2;
 /** Retries of one in-flight write that wait on its entry. */
 const WAITERS_MAX = 8;
 type KvEvent = Event<RaftMessage, KvRequest>;
@@ -198,7 +200,12 @@ export class KvNode {
     readonly afterAck: number;
     readonly messages: readonly { to: NodeId; message: RaftMessage }[];
   }[] = [];
-  private readonly pendingReads = new Map<number, PendingRead>();
+  /** Reads waiting for their read index, by the core's read id: the reads of one turn share one. */
+  private readonly pendingReads = new Map<number, PendingRead[]>();
+  /** Reads in `pendingReads`, over all batches. */
+  private pendingReadCount = 0;
+  /** The read batch that later reads of this turn may join (see `readThroughIndex`); null after a drain. */
+  private openReadBatch: { readId: number; term: number; committed: LogIndex; role: RaftRole } | null = null;
   private readsAwaitingApply: { index: LogIndex; read: PendingRead }[] = [];
   private readIdNext = 1;
   /** Storage acks in flight: kit ack number -> the core's acks it covers. */
@@ -211,6 +218,11 @@ export class KvNode {
   badRequests = 0;
   /** Reused to encode commands (`encode` copies the bytes out). */
   private readonly writer = new Writer();
+  /** Requests that wait for the batch in flight to commit (see `mustWait`), in arrival order. */
+  private waitingWrites: { client: ClientId; requestId: RequestId; request: KvRequest }[] = [];
+  private waitingSinceTick = 0;
+  /** The last log index handed out by a drain (proposed entries leave with the drain's messages). */
+  private flushedIndex = 0;
   /** A `localFlush` is on its way to this node (batching; see `scheduleFlush`). */
   private flushScheduled = false;
   /**
@@ -290,11 +302,18 @@ export class KvNode {
         this.core.step(event.from, event.message);
         // A follower's forwarded proposals join the leader's batch like its own clients' requests.
         if (this.config.batchRequests && event.message.type === 'propose' && this.core.hasReady()) {
+          // A proposal with a newer term may have deposed this leader: its waiting writes go now.
+          this.releaseWaitingWrites(effects);
           this.scheduleFlush(effects);
           return effects;
         }
         break;
       case 'request':
+        if (this.mustWait(event.request)) {
+          if (this.waitingWrites.length === 0) this.waitingSinceTick = this.ticks;
+          this.waitingWrites.push({ client: event.client, requestId: event.requestId, request: event.request });
+          return effects;
+        }
         this.handleRequest(event.client, event.requestId, event.request, effects);
         if (this.config.batchRequests && this.core.hasReady()) {
           this.scheduleFlush(effects);
@@ -311,8 +330,46 @@ export class KvNode {
         break;
       }
     }
+    this.releaseWaitingWrites(effects);
     this.drain(effects);
     return effects;
+  }
+
+  /**
+   * Writes wait while the leader's previous batch is still being replicated (flushed, not yet
+   * committed), for at most `WRITES_WAIT_TICKS_MAX` ticks, and then leave together: the step that
+   * commits the batch proposes them, so its AppendEntries carry both the new entries and the new
+   * commit index. Without it, clients on several connections make one small batch per connection
+   * (each with its own messages, steps and fsyncs on every node). A write waits at most one round of
+   * replication it would partly wait anyway (its AppendEntries would queue behind the previous batch's
+   * log write); a lone client never waits (its write finds nothing in flight). Reads (get, scan, etcd
+   * ranges) and status never wait; other requests (writes, etcd txns, membership) do, in order.
+   */
+  private mustWait(request: KvRequest): boolean {
+    if (!this.config.batchRequests) return false;
+    if (
+      request.type === 'get' ||
+      request.type === 'scan' ||
+      request.type === 'etcdRange' ||
+      request.type === 'status'
+    ) {
+      return false;
+    }
+    if (this.waitingWrites.length > 0) return true;
+    return this.core.role === 'leader' && this.flushedIndex > this.core.log.committed;
+  }
+
+  private releaseWaitingWrites(effects: KvEffect[]): void {
+    if (this.waitingWrites.length === 0) return;
+    const keepWaiting =
+      this.core.role === 'leader' &&
+      this.flushedIndex > this.core.log.committed &&
+      this.ticks - this.waitingSinceTick < WRITES_WAIT_TICKS_MAX &&
+      this.waitingWrites.length < this.config.pendingProposalsMax;
+    if (keepWaiting) return;
+    const waiting = this.waitingWrites;
+    this.waitingWrites = [];
+    for (const write of waiting) this.handleRequest(write.client, write.requestId, write.request, effects);
   }
 
   /**
@@ -543,8 +600,28 @@ export class KvNode {
     request: ReadRequest,
     reply: (response: KvResponse) => void,
   ): void {
-    if (this.pendingReads.size + this.readsAwaitingApply.length >= this.config.pendingReadsMax) {
+    if (this.pendingReadCount + this.readsAwaitingApply.length >= this.config.pendingReadsMax) {
       reply(this.error('BUSY', 'reads pending'));
+      return;
+    }
+    const read: PendingRead = { client, requestId, request };
+    // With batching, the reads of one turn share one read index (etcd's linearizableReadLoop batches
+    // the same way): a follower forwards ONE request to the leader, after every read of the batch
+    // arrived, instead of one per read. A read joins only while nothing changed that a fresh request
+    // would see differently (term, role, and on a leader the commit index, which is the read index it
+    // would get). Every step that could change them also drains, which closes the batch; the checks
+    // keep that an invariant rather than a coincidence.
+    const open = this.openReadBatch;
+    const batch = open === null ? undefined : this.pendingReads.get(open.readId);
+    if (
+      batch !== undefined &&
+      open !== null &&
+      open.term === this.core.term &&
+      open.role === this.core.role &&
+      open.committed === this.core.log.committed
+    ) {
+      batch.push(read);
+      this.pendingReadCount++;
       return;
     }
     const readId = this.readIdNext++;
@@ -553,7 +630,11 @@ export class KvNode {
       reply(this.raftError(accepted.error));
       return;
     }
-    this.pendingReads.set(readId, { client, requestId, request });
+    this.pendingReads.set(readId, [read]);
+    this.pendingReadCount++;
+    if (this.config.batchRequests) {
+      this.openReadBatch = { readId, term: this.core.term, committed: this.core.log.committed, role: this.core.role };
+    }
   }
 
   private timeMs(): number {
@@ -571,6 +652,8 @@ export class KvNode {
    */
   private drain(effects: KvEffect[]): void {
     this.flushScheduled = false;
+    // The read batch's request leaves with this drain: later reads need a request of their own.
+    this.openReadBatch = null;
     const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false };
     const promises: { to: NodeId; message: RaftMessage }[] = [];
     for (let rounds = 0; this.core.hasReady(); rounds++) {
@@ -584,6 +667,7 @@ export class KvNode {
       promises.push(...ready.messagesAfterPersist);
     }
     this.noticeRoleChange(effects);
+    this.flushedIndex = this.core.log.lastIndex();
     const barrier = this.persist(write, effects);
     if (promises.length === 0) return;
     if (barrier || this.acks.size === 0) {
@@ -601,16 +685,14 @@ export class KvNode {
     if (ready.snapshot !== null) this.restoreMachine(ready.snapshot);
     for (const entry of ready.committedEntries) this.applyEntry(entry, effects);
     for (const failure of ready.readFailures) {
-      const read = this.pendingReads.get(failure.requestId);
-      if (read === undefined) continue;
-      this.pendingReads.delete(failure.requestId);
-      effects.push({ type: 'reply', client: read.client, requestId: read.requestId, response: this.notLeader() });
+      for (const read of this.takeReadBatch(failure.requestId)) {
+        effects.push({ type: 'reply', client: read.client, requestId: read.requestId, response: this.notLeader() });
+      }
     }
     for (const state of ready.readStates) {
-      const read = this.pendingReads.get(state.requestId);
-      if (read === undefined) continue;
-      this.pendingReads.delete(state.requestId);
-      this.readsAwaitingApply.push({ index: state.index, read });
+      for (const read of this.takeReadBatch(state.requestId)) {
+        this.readsAwaitingApply.push({ index: state.index, read });
+      }
     }
     this.serveReads(effects);
   }
@@ -711,6 +793,14 @@ export class KvNode {
   private forgetPending(index: number, pending: PendingWrite): void {
     this.pendingWrites.delete(index);
     if (pending.key !== null) this.pendingBySession.delete(pending.key);
+  }
+
+  private takeReadBatch(readId: number): readonly PendingRead[] {
+    const batch = this.pendingReads.get(readId);
+    if (batch === undefined) return [];
+    this.pendingReads.delete(readId);
+    this.pendingReadCount -= batch.length;
+    return batch;
   }
 
   private serveReads(effects: KvEffect[]): void {
@@ -843,10 +933,11 @@ export class KvNode {
     );
     assert(this.pendingWrites.size <= this.config.pendingProposalsMax, 'kv: pending writes over the limit');
     assert(
-      this.pendingReads.size + this.readsAwaitingApply.length <= this.config.pendingReadsMax,
+      this.pendingReadCount + this.readsAwaitingApply.length <= this.config.pendingReadsMax,
       'kv: reads over the limit',
     );
     assert(this.core.role === 'leader' || this.pendingWrites.size === 0, 'kv: a non-leader holds pending writes');
+    assert(this.core.role === 'leader' || this.waitingWrites.length === 0, 'kv: a non-leader holds waiting writes');
     assert(this.pendingBySession.size <= this.pendingWrites.size, 'kv: session index larger than pending writes');
     assert(this.forwarded.size <= this.config.pendingProposalsMax, 'kv: forwarded writes over the limit');
   }

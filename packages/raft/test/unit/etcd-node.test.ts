@@ -5,6 +5,7 @@
  *   registry); a forwarded write that never shows up is answered TIMED_OUT after the timeout;
  * - linearizable reads at a follower ask the leader for a read index; serializable ones answer at once
  *   from the follower's own state (and may be stale);
+ * - with batching, the linearizable reads of one turn at a follower share ONE forwarded read index;
  * - a request etcd would refuse before the log (duplicate keys) is BAD_REQUEST.
  */
 import assert from 'node:assert/strict';
@@ -113,5 +114,26 @@ describe('etcd reads at any member', () => {
     assert.ok(freshReply?.type === 'etcdRange', JSON.stringify(freshReply));
     assert.equal(text(freshReply.result.kvs[0]!.value), 'v', 'linearizable: sees the committed put');
     assert.equal(freshReply.revision, 2);
+  });
+
+  test('the linearizable reads of one turn at a follower share one forwarded read index', () => {
+    const trio = new Trio(true);
+    const write = trio.request({ type: 'etcdTxn', txn: putTxn('k', 'v'), serializable: false });
+    trio.run(1, write.effects);
+    trio.deliver();
+    const reads = ['k', 'k', 'x'].map((key) =>
+      trio.request({ type: 'etcdRange', query: query(key), serializable: false }, 3),
+    );
+    for (const read of reads) trio.run(3, read.effects);
+    trio.deliver((sent) => sent.message.type === 'localFlush');
+    const forwarded = trio.wire.filter((sent) => sent.from === 3 && sent.message.type === 'readIndex');
+    assert.equal(forwarded.length, 1, 'one read index request for the batch');
+    trio.deliver();
+    const answers = reads.map((read) => trio.replies.get(read.requestId));
+    for (const answer of answers) assert.ok(answer?.type === 'etcdRange', JSON.stringify(answer));
+    assert.deepEqual(
+      answers.map((answer) => (answer?.type === 'etcdRange' ? answer.result.count : -1)),
+      [1, 1, 0],
+    );
   });
 });

@@ -4,6 +4,8 @@
  * - batching: the requests of one turn are proposed together and leave as ONE AppendEntries per
  *   follower and one log write once the node's `localFlush` note arrives; reads of a batch share one
  *   heartbeat round; without batching every request sends its own;
+ * - writes that arrive while the previous batch is uncommitted wait for it, and leave together in the
+ *   step that commits it (or after two ticks, if it does not commit);
  * - a leader that steps down with writes in flight answers them LEADER_CHANGED (outcome unknown),
  *   distinct from NOT_LEADER (refused, definitely not applied);
  * - a `localFlush` from another node is malformed input: dropped and counted, its term ignored.
@@ -67,6 +69,63 @@ describe('batching (batchRequests)', () => {
     trio.deliver();
     assert.deepEqual(trio.replies.get(reads[0]!.requestId), { type: 'get', value: null });
     assert.deepEqual(trio.replies.get(reads[1]!.requestId), { type: 'get', value: null });
+  });
+});
+
+describe('writes wait for the batch in flight', () => {
+  const flushAt = (trio: Trio) =>
+    trio.step(1, { type: 'receive', from: NodeId(1), message: { type: 'localFlush', term: trio.leader.core.term } });
+
+  test('they leave together in the step that commits the batch, as one AppendEntries per follower', () => {
+    const trio = new Trio(true);
+    const sessionId = trio.openSession();
+    const first = trio.request({ type: 'put', sessionId, seq: 1, key: 'a', value: '1' });
+    trio.run(1, first.effects);
+    trio.run(1, flushAt(trio));
+    const later = [2, 3].map((seq) =>
+      trio.request({ type: 'put', sessionId: sessionId + seq, seq: 1, key: 'b', value: 'v' }),
+    );
+    assert.deepEqual(
+      later.map((step) => step.effects),
+      [[], []],
+      'no flush is scheduled: the batch in flight is not committed yet',
+    );
+    // The followers acknowledge the first batch; the step that commits it proposes the waiting writes.
+    trio.deliver((sent) => sent.to !== 1);
+    const ack = trio.wire.findIndex((sent) => sent.to === 1 && sent.message.type === 'appendEntriesResponse');
+    const [sent] = trio.wire.splice(ack, 1);
+    assert.ok(sent !== undefined);
+    const commitStep = trio.step(1, { type: 'receive', from: NodeId(sent.from), message: sent.message });
+    const appends = appendsWithEntries(commitStep);
+    assert.equal(appends.length, 2, 'one AppendEntries per follower');
+    for (const append of appends) {
+      assert.ok(append.type === 'send' && append.message.type === 'appendEntries');
+      assert.equal(append.message.entries.length, 2, 'both waiting writes');
+      assert.ok(append.message.commit >= trio.leader.core.log.committed, 'with the new commit index');
+    }
+    assert.ok(commitStep.some((effect) => effect.type === 'reply' && effect.requestId === first.requestId));
+    trio.run(1, commitStep);
+    trio.deliver();
+    assert.deepEqual(trio.replies.get(first.requestId), { type: 'put' });
+  });
+
+  test('a batch that does not commit holds them two ticks at most; reads never wait', () => {
+    const trio = new Trio(true);
+    const sessionId = trio.openSession();
+    trio.run(1, trio.request({ type: 'put', sessionId, seq: 1, key: 'a', value: '1' }).effects);
+    trio.run(1, flushAt(trio));
+    trio.wire.length = 0; // the followers never hear of it
+    const waiting = trio.request({ type: 'put', sessionId: sessionId + 1, seq: 1, key: 'b', value: 'v' });
+    assert.deepEqual(waiting.effects, []);
+    const read = trio.request({ type: 'get', key: 'a' });
+    assert.ok(read.effects.length > 0, 'a read is handled at once');
+    trio.run(1, read.effects);
+    trio.wire.length = 0;
+    const proposedBefore = trio.leader.core.log.lastIndex();
+    trio.tick(1);
+    assert.equal(trio.leader.core.log.lastIndex(), proposedBefore, 'still waiting after one tick');
+    trio.tick(1);
+    assert.equal(trio.leader.core.log.lastIndex(), proposedBefore + 1, 'proposed after two');
   });
 });
 
