@@ -16,6 +16,7 @@
  *   npm run bench -w @dsys/rpc            (3 rounds, 2 s per measurement)
  *   npm run bench -w @dsys/rpc -- --quick (1 round, 0.5 s)
  *   ... -- --extra                        (also the async-handler variant of dsys)
+ *   ... -- --rounds 5                     (more rounds: steadier medians on a busy machine)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
@@ -29,7 +30,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const measureMs = quick ? 500 : 2000;
 const warmupMs = quick ? 200 : 500;
 const extra = process.argv.includes('--extra');
-const rounds = quick ? 1 : 3;
+const roundsFlag = process.argv.indexOf('--rounds');
+const rounds = roundsFlag >= 0 ? Number(process.argv[roundsFlag + 1]) : quick ? 1 : 3;
+if (!Number.isSafeInteger(rounds) || rounds < 1) throw new RangeError('--rounds takes a positive integer');
 
 interface Result {
   callsPerSecond: number;

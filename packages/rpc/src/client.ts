@@ -70,7 +70,33 @@ export interface ClientOptions {
   /** Ask the server for its procedure texts (the CLI does). */
   readonly reflect?: boolean;
   readonly logger?: RpcLogger;
+  /**
+   * Called synchronously on every change of the connection (see `ClientStateEvent`), after the client
+   * has updated its own state. A listener that throws is logged, never breaks the client.
+   */
+  readonly onStateChange?: (event: ClientStateEvent) => void;
 }
+
+/** Where a client's connection is (`RpcClient.state`, `RpcConnection.state`). */
+export type ClientState = 'disconnected' | 'binding' | 'bound' | 'failed' | 'closed';
+
+/** A change of a client's connection, as `ClientOptions.onStateChange` reports it. */
+export type ClientStateEvent =
+  /** A transport is up and binding starts (a HELLO was sent). */
+  | { readonly state: 'connected' }
+  /** Bound, first or again: `info.resumed` says whether the server kept our session (and its reply cache). */
+  | { readonly state: 'bound'; readonly info: BindInfo }
+  /**
+   * The transport broke (`wasConnected`: calls in flight may have run, they wait for the next bind) or a
+   * dial failed before any connection existed (`!wasConnected`: nothing was sent over it).
+   */
+  | { readonly state: 'disconnected'; readonly reason: string; readonly wasConnected: boolean }
+  /** The next dial is due in `delayMs` (`attempt` counts from 1 since the last successful bind). */
+  | { readonly state: 'reconnecting'; readonly attempt: number; readonly delayMs: number }
+  /** The server refused the bind (`error.detail.code` is BIND_MISMATCH): the client gave up. */
+  | { readonly state: 'failed'; readonly error: RpcError }
+  /** `close()` was called. */
+  | { readonly state: 'closed' };
 
 export interface ClientEnvironment {
   readonly clock: Clock;
@@ -221,6 +247,13 @@ const STATUS_CODES: readonly RpcErrorCode[] = [
   'INDETERMINATE',
 ];
 const EXECUTED: readonly Executed[] = ['no', 'yes', 'unknown'];
+const STATE_NAMES: Record<ConnectionState, ClientState> = {
+  [ConnectionState.DISCONNECTED]: 'disconnected',
+  [ConnectionState.BINDING]: 'binding',
+  [ConnectionState.READY]: 'bound',
+  [ConnectionState.FAILED]: 'failed',
+  [ConnectionState.CLOSED]: 'closed',
+};
 
 export class RpcClient<I extends Interface = Interface> {
   readonly iface: I;
@@ -237,7 +270,7 @@ export class RpcClient<I extends Interface = Interface> {
   private parser: FrameParser;
   private readonly onFrameBound: (cursor: FrameCursor) => void;
   private transport: Transport | null = null;
-  private state = ConnectionState.DISCONNECTED;
+  private state_ = ConnectionState.DISCONNECTED;
   private failure: RpcError | null = null;
   private bindInfo_: BindInfo | null = null;
   private readonly readyWaiters: { resolve: (info: BindInfo) => void; reject: (error: RpcError) => void }[] = [];
@@ -261,6 +294,14 @@ export class RpcClient<I extends Interface = Interface> {
   private dialAtMs = 0;
   private frameStart = 0;
   private lastConnectError = '';
+  /** The reason of the server's GOAWAY on the current connection, if it sent one. */
+  private goAwayReason: string | null = null;
+  private readonly onStateChange: ((event: ClientStateEvent) => void) | null;
+  /**
+   * @internal Called when the client goes from idle to busy (see `busy`), so that a driver can keep the
+   * process alive only while someone waits for the client.
+   */
+  busyListener: (() => void) | null = null;
   private readonly counters: ClientStats = { calls: 0, retries: 0, retransmissions: 0, binds: 0, indeterminate: 0 };
 
   constructor(iface: I, options: ClientOptions, environment: ClientEnvironment) {
@@ -271,6 +312,7 @@ export class RpcClient<I extends Interface = Interface> {
     this.transportKind = environment.transport;
     this.logger = options.logger ?? silentLogger;
     this.reflect = options.reflect ?? false;
+    this.onStateChange = options.onStateChange ?? null;
     this.parser = new FrameParser(this.limits.frameBytesMax);
     this.onFrameBound = (cursor) => this.onFrame(cursor);
     this.procedures = iface.names.map((name) => {
@@ -295,13 +337,23 @@ export class RpcClient<I extends Interface = Interface> {
 
   /** Resolves once bound (immediately if bound now); rejects with BIND_MISMATCH or CLOSED. */
   ready(): Promise<BindInfo> {
-    if (this.state === ConnectionState.READY && this.bindInfo_ !== null) return Promise.resolve(this.bindInfo_);
+    if (this.state_ === ConnectionState.READY && this.bindInfo_ !== null) return Promise.resolve(this.bindInfo_);
     if (this.failure !== null) return Promise.reject(this.failure);
+    if (!this.busy) this.busyListener?.();
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   get bindInfo(): BindInfo | null {
     return this.bindInfo_;
+  }
+
+  get state(): ClientState {
+    return STATE_NAMES[this.state_];
+  }
+
+  /** True while a call or stream is unsettled or a `ready()` waits. */
+  get busy(): boolean {
+    return this.calls.size > 0 || this.readyWaiters.length > 0;
   }
 
   stats(): ClientStats {
@@ -310,7 +362,7 @@ export class RpcClient<I extends Interface = Interface> {
 
   /** Settles every call with CLOSED and says goodbye. */
   close(): void {
-    if (this.state === ConnectionState.CLOSED) return;
+    if (this.state_ === ConnectionState.CLOSED) return;
     const error = new RpcError({ code: 'CLOSED', executed: 'unknown' }, 'the client was closed');
     this.fail(error, ConnectionState.CLOSED);
   }
@@ -320,12 +372,12 @@ export class RpcClient<I extends Interface = Interface> {
 
   /** True when the driver should dial now (stream transports). */
   wantsConnection(): boolean {
-    return this.state === ConnectionState.DISCONNECTED && this.clock.nowMs() >= this.dialAtMs;
+    return this.state_ === ConnectionState.DISCONNECTED && this.clock.nowMs() >= this.dialAtMs;
   }
 
   /** A transport is up (a socket connected; on message transports, at start): bind over it. */
   connected(transport: Transport): void {
-    if (this.state === ConnectionState.CLOSED || this.state === ConnectionState.FAILED) {
+    if (this.state_ === ConnectionState.CLOSED || this.state_ === ConnectionState.FAILED) {
       transport.close('client closed');
       return;
     }
@@ -333,7 +385,9 @@ export class RpcClient<I extends Interface = Interface> {
     this.parser = new FrameParser(this.limits.frameBytesMax);
     this.receivedMs = this.clock.nowMs();
     this.pingSentMs = -1;
+    this.goAwayReason = null;
     this.sendHello();
+    this.emit({ state: 'connected' });
   }
 
   /** The transport broke (stream transports). Calls wait for the next bind; streams fail. */
@@ -341,9 +395,10 @@ export class RpcClient<I extends Interface = Interface> {
     if (this.transport === null) return;
     this.transport = null;
     this.out.length = 0;
-    if (this.state === ConnectionState.CLOSED || this.state === ConnectionState.FAILED) return;
-    this.logger.info('rpc: connection lost', { service: this.iface.name, reason });
-    this.state = ConnectionState.DISCONNECTED;
+    if (this.state_ === ConnectionState.CLOSED || this.state_ === ConnectionState.FAILED) return;
+    const why = this.goAwayReason === null ? reason : `the server went away: ${this.goAwayReason}`;
+    this.logger.info('rpc: connection lost', { service: this.iface.name, reason: why });
+    this.state_ = ConnectionState.DISCONNECTED;
     const backoff = this.backoffMs(
       this.reconnectAttempts++,
       this.limits.reconnectBackoffBaseMs,
@@ -361,11 +416,13 @@ export class RpcClient<I extends Interface = Interface> {
         this.inFlight--;
       }
     }
+    this.emit({ state: 'disconnected', reason: why, wasConnected: true });
+    this.emitReconnecting(backoff);
   }
 
   /** A dial failed before any connection existed: try again after a backoff. */
   connectFailed(reason: string): void {
-    if (this.state !== ConnectionState.DISCONNECTED) return;
+    if (this.state_ !== ConnectionState.DISCONNECTED) return;
     this.lastConnectError = reason;
     const backoff = this.backoffMs(
       this.reconnectAttempts++,
@@ -374,11 +431,13 @@ export class RpcClient<I extends Interface = Interface> {
     );
     this.dialAtMs = this.clock.nowMs() + backoff;
     this.logger.debug('rpc: connect failed', { service: this.iface.name, reason, retryInMs: backoff });
+    this.emit({ state: 'disconnected', reason, wasConnected: false });
+    this.emitReconnecting(backoff);
   }
 
   /** True once closed or failed to bind: nothing more will happen. */
   get finished(): boolean {
-    return this.state === ConnectionState.CLOSED || this.state === ConnectionState.FAILED;
+    return this.state_ === ConnectionState.CLOSED || this.state_ === ConnectionState.FAILED;
   }
 
   /** Bytes from a stream transport. */
@@ -418,13 +477,13 @@ export class RpcClient<I extends Interface = Interface> {
   /** Deadlines, retries, keepalive and (message transports) retransmission. */
   tick(): void {
     const nowMs = this.clock.nowMs();
-    if (this.state === ConnectionState.CLOSED || this.state === ConnectionState.FAILED) return;
+    if (this.state_ === ConnectionState.CLOSED || this.state_ === ConnectionState.FAILED) return;
     this.expireCalls(nowMs);
-    if (this.state === ConnectionState.BINDING && nowMs - this.helloSentMs > this.bindTimeoutFor()) {
+    if (this.state_ === ConnectionState.BINDING && nowMs - this.helloSentMs > this.bindTimeoutFor()) {
       if (this.transportKind === 'message') this.sendHello();
       else this.transport?.close(`no answer to HELLO within ${this.limits.bindTimeoutMs} ms`);
     }
-    if (this.state === ConnectionState.READY) {
+    if (this.state_ === ConnectionState.READY) {
       this.keepalive(nowMs);
       if (this.transportKind === 'message') this.retransmit(nowMs);
       this.pump(nowMs);
@@ -555,9 +614,10 @@ export class RpcClient<I extends Interface = Interface> {
 
   private admit(call: PendingCall, nowMs: number): void {
     this.counters.calls++;
+    if (this.calls.size === 0 && this.readyWaiters.length === 0) this.busyListener?.();
     this.calls.set(call);
     if (
-      this.state === ConnectionState.READY &&
+      this.state_ === ConnectionState.READY &&
       this.inFlight < this.limits.callsInFlightMax &&
       this.queueHead === this.queue.length
     ) {
@@ -675,7 +735,7 @@ export class RpcClient<I extends Interface = Interface> {
     call.sends = 0;
     if (call.signal !== null && call.onAbort !== null) call.signal.removeEventListener('abort', call.onAbort);
     call.signal = null;
-    if (this.queueHead < this.queue.length && this.state === ConnectionState.READY) this.pump(this.clock.nowMs());
+    if (this.queueHead < this.queue.length && this.state_ === ConnectionState.READY) this.pump(this.clock.nowMs());
   }
 
   private error(code: RpcErrorCode, executed: Executed, call: PendingCall, message: string): RpcError {
@@ -721,7 +781,7 @@ export class RpcClient<I extends Interface = Interface> {
       }
       const executed: Executed = call.maybeExecuted ? 'unknown' : 'no';
       let where = 'no answer from the server';
-      if (this.state !== ConnectionState.READY) {
+      if (this.state_ !== ConnectionState.READY) {
         where = `not bound to the server${this.lastConnectError === '' ? '' : `; last error: ${this.lastConnectError}`}`;
       }
       this.settleError(call, this.error('DEADLINE_EXCEEDED', executed, call, `deadline exceeded (${where})`));
@@ -763,7 +823,7 @@ export class RpcClient<I extends Interface = Interface> {
 
   private sendHello(): void {
     if (this.transport === null) return;
-    this.state = ConnectionState.BINDING;
+    this.state_ = ConnectionState.BINDING;
     this.helloNonce++;
     this.helloSentMs = this.clock.nowMs();
     const hello: Hello = {
@@ -782,7 +842,7 @@ export class RpcClient<I extends Interface = Interface> {
 
   /** The server lost our session (restart, eviction): bind again. */
   private rebind(): void {
-    if (this.state !== ConnectionState.READY) return;
+    if (this.state_ !== ConnectionState.READY) return;
     this.sendHello();
   }
 
@@ -795,7 +855,7 @@ export class RpcClient<I extends Interface = Interface> {
         at: 'welcome',
       });
     const welcome = Welcome.read(cursor, 'welcome');
-    if (welcome.nonce !== this.helloNonce || this.state !== ConnectionState.BINDING) return; // a stale or duplicated answer
+    if (welcome.nonce !== this.helloNonce || this.state_ !== ConnectionState.BINDING) return; // a stale or duplicated answer
     if (welcome.result === 'refused') {
       this.fail(
         new RpcError({ code: 'BIND_MISMATCH', executed: 'no' }, `bind refused by the server: ${welcome.reason}`),
@@ -830,7 +890,7 @@ export class RpcClient<I extends Interface = Interface> {
     this.session = welcome.session;
     this.sessionVarUint = varUintBytes(welcome.session);
     this.incarnation = welcome.incarnation;
-    this.state = ConnectionState.READY;
+    this.state_ = ConnectionState.READY;
     this.bindInfo_ = {
       service: welcome.service,
       version: welcome.version,
@@ -849,6 +909,7 @@ export class RpcClient<I extends Interface = Interface> {
     for (const call of waiting) this.queue.push(call);
     this.pump(nowMs);
     for (const waiter of this.readyWaiters.splice(0)) waiter.resolve(this.bindInfo_);
+    this.emit({ state: 'bound', info: this.bindInfo_ });
   }
 
   /**
@@ -891,7 +952,7 @@ export class RpcClient<I extends Interface = Interface> {
   /** Ends everything with `error` (bind failure, close). */
   private fail(error: RpcError, state: ConnectionState): void {
     this.failure = error;
-    this.state = state;
+    this.state_ = state;
     for (const call of this.calls.values())
       this.settleError(
         call,
@@ -907,6 +968,26 @@ export class RpcClient<I extends Interface = Interface> {
       this.transport.wake();
       this.transport.close(error.message);
     }
+    this.emit(state === ConnectionState.FAILED ? { state: 'failed', error } : { state: 'closed' });
+  }
+
+  private emit(event: ClientStateEvent): void {
+    if (this.onStateChange === null) return;
+    try {
+      this.onStateChange(event);
+    } catch (error) {
+      this.logger.error('rpc: an onStateChange listener threw', {
+        service: this.iface.name,
+        event: event.state,
+        error,
+      });
+    }
+  }
+
+  /** Reports the scheduled dial, unless a listener already closed the client. */
+  private emitReconnecting(delayMs: number): void {
+    if (this.state_ !== ConnectionState.DISCONNECTED) return;
+    this.emit({ state: 'reconnecting', attempt: this.reconnectAttempts, delayMs });
   }
 
   private protocolError(reason: string): void {
@@ -946,6 +1027,7 @@ export class RpcClient<I extends Interface = Interface> {
           return;
         case Kind.GOAWAY: {
           const reason = cursor.string(4096, 'reason');
+          this.goAwayReason = reason;
           this.logger.info('rpc: the server is going away', { service: this.iface.name, reason });
           return;
         }

@@ -4,7 +4,15 @@
  * (`connect(...).stub`). The same endpoints run over TCP/TLS and inside the simulator (`SimServerHost`,
  * `SimClientHost`). See README.md for the guarantees and the wire format.
  */
-export { type BindInfo, type ClientEnvironment, type ClientOptions, type ClientStats, RpcClient } from './client.js';
+export {
+  type BindInfo,
+  type ClientEnvironment,
+  type ClientOptions,
+  type ClientState,
+  type ClientStateEvent,
+  type ClientStats,
+  RpcClient,
+} from './client.js';
 export { type Clock, type LogFields, memoryLogger, type RpcLogger, silentLogger, type Transport } from './endpoint.js';
 export {
   AppError,

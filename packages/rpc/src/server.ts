@@ -260,7 +260,11 @@ class Context implements CallContext {
 class UnaryCall extends Context implements CachedCall {
   readonly seq: number;
   readonly procedure: ServerProcedure;
-  readonly origin: ServerConnection;
+  /**
+   * The connection the call arrived on, which accounts for it while its handler runs; null once done, so
+   * that a reply held in the cache does not keep a closed connection (its socket, its buffers) alive.
+   */
+  origin: ServerConnection | null;
   owner: Session;
   done = false;
   cachedBytes = 0;
@@ -301,11 +305,16 @@ class UnaryCall extends Context implements CachedCall {
   }
 
   onFulfilled(value: unknown): void {
-    this.origin.completeUnary(this, value, null);
+    this.home().completeUnary(this, value, null);
   }
 
   onRejected(error: unknown): void {
-    this.origin.completeUnary(this, undefined, error ?? new Error('handler rejected with nothing'));
+    this.home().completeUnary(this, undefined, error ?? new Error('handler rejected with nothing'));
+  }
+
+  private home(): ServerConnection {
+    assert(this.origin !== null, 'UnaryCall: completed after it was done');
+    return this.origin;
   }
 }
 
@@ -542,6 +551,11 @@ export class ServerConnection {
     }
     this.running.clear();
     if (this.session !== null && this.session.connection === this) this.session.connection = null;
+    // Cached replies keep their origin connection reachable until the client acknowledges them (or the
+    // session is evicted): they must not also pin its output buffer, 64 KiB or more, that the reply cache
+    // budget does not count. Nothing is sent on a closed connection; a tiny buffer stays in case.
+    this.out.length = 0;
+    swapOutput(this.out, new Uint8Array(64));
     this.server.forget(this);
     if (!wasClosed) this.server.logger.debug('rpc: connection closed', { peer: this.peer, reason });
   }
@@ -620,6 +634,8 @@ export class ServerConnection {
         case Kind.PONG:
           return;
         case Kind.GOAWAY:
+          // A client says goodbye only when it closes for good: its session's replies are never asked for again.
+          if (this.session !== null) this.server.sessions.end(this.session);
           this.isClosed = true;
           this.transport.close('the client said goodbye');
           return;
@@ -933,6 +949,7 @@ export class ServerConnection {
     unary.done = true;
     unary.status = status;
     unary.connection = null;
+    unary.origin = null;
     unary.cached = this.server.sessions.finish(unary.owner, unary, source, start, end);
   }
 

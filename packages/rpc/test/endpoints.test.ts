@@ -5,7 +5,8 @@
 // Method: a client and a server joined in memory (test/support/memory.ts), a manual clock, explicit pumps.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RpcError, type StreamSink } from '../src/index.js';
+import { s } from '@dsys/kit';
+import { defineInterface, RpcError, type StreamSink, unary } from '../src/index.js';
 import { Counter, counterHandlers, counterState } from './support/counter.js';
 import { MemoryPair } from './support/memory.js';
 
@@ -132,4 +133,33 @@ test('the reply cache answers a repeated seq without running the procedure again
   assert.deepEqual(await first, { value: 5 });
   assert.equal(state.executions.get(1), 1);
   assert.equal(pair.server.stats().callsAnsweredFromCache, 1);
+});
+
+test('a closed connection lets go of its output buffer; the replies it leaves cached still answer retries', async () => {
+  const Blobs = defineInterface({
+    name: 'blobs',
+    version: 1,
+    procedures: { put: unary({ args: s.bytes({ bytesMax: 65536 }), result: s.bytes({ bytesMax: 65536 }) }) },
+  });
+  let runs = 0;
+  const pair = new MemoryPair(Blobs, {
+    put: (bytes) => {
+      runs++;
+      return bytes;
+    },
+  });
+  const replies = Array.from({ length: 32 }, (_, i) => pair.client.stub.put(new Uint8Array(4096).fill(i)));
+  const frames = pair.client.takeOutput()!;
+  const first = pair.connection;
+  first.receive(frames);
+  assert.ok(first.out.bytes.length > 64 * 1024, 'the 32 replies grew the output buffer');
+  first.closed('the client went away before reading');
+  assert.ok(first.out.bytes.length <= 64, 'the cached calls keep the connection, not its buffer');
+  // The same CALLs (same session and seqs) over a new connection are answered from the reply cache.
+  const second = pair.server.connect({ wake() {}, close() {}, congested: () => false }, 'again');
+  second.receive(frames);
+  pair.client.receive(second.takeOutput()!);
+  for (let i = 0; i < 32; i++) assert.deepEqual(await replies[i], new Uint8Array(4096).fill(i));
+  assert.equal(runs, 32, 'each ran once');
+  assert.equal(pair.server.stats().callsAnsweredFromCache, 32);
 });

@@ -4,7 +4,7 @@
 // never issued. Method: the SessionTable alone, with hand-made calls.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type CachedCall, SessionTable, SLAB_BYTES } from '../src/sessions.js';
+import { type CachedCall, cachedPayload, SessionTable, SLAB_BYTES, SPARE_SLABS_MAX } from '../src/sessions.js';
 
 function call(seq: number): CachedCall {
   return { seq, done: false, cachedBytes: 0, slab: null, payloadAt: 0, payloadBytes: 0, ownPayload: null };
@@ -92,4 +92,57 @@ test('a reply finished after its seq fell below the floor is not cached', () => 
   running.done = true;
   assert.equal(table.finish(session, running, new Uint8Array(8), 0, 8), false);
   assert.equal(table.bytes, 0);
+});
+
+test('a steady pipeline refills a few slabs instead of allocating new ones', () => {
+  // 4 KiB replies, the client's floor 128 seqs behind (64 calls in flight): ~9 slabs hold live replies.
+  const table = new SessionTable({ ...roomy, replyCacheBytesMax: 64 * SLAB_BYTES }, 1);
+  const session = table.open();
+  const slabs = new Set<unknown>();
+  for (let seq = 1; seq <= 20_000; seq++) {
+    if (seq > 128) table.advanceFloor(session, seq - 128);
+    const c = complete(table, session, seq, 4096);
+    slabs.add(c.slab);
+    assert.ok(table.arena.chargedBytes + table.arena.spareSlabs * SLAB_BYTES <= 64 * SLAB_BYTES);
+  }
+  assert.ok(slabs.size <= 12, `${slabs.size} slabs for 20,000 replies`);
+  // The cached bytes are the replies' own, whichever slab they landed in.
+  assert.deepEqual(cachedPayload(session.call(20_000)!), new Uint8Array(4096).fill(20_000 & 0xff));
+  assert.deepEqual(cachedPayload(session.call(19_900)!), new Uint8Array(4096).fill(19_900 & 0xff));
+  table.advanceFloor(session, 20_001);
+  assert.equal(table.arena.chargedBytes, 0);
+  assert.ok(table.arena.spareSlabs <= SPARE_SLABS_MAX);
+});
+
+test('spare slabs never raise the memory held above the byte budget', () => {
+  const budget = 3 * SLAB_BYTES;
+  const table = new SessionTable({ ...roomy, replyCacheBytesMax: budget }, 1);
+  const sessions = [table.open(), table.open(), table.open()];
+  for (let seq = 1; seq <= 2_000; seq++) {
+    const session = sessions[seq % 3]!;
+    if (session.evicted) continue;
+    if (seq % 7 === 0) table.advanceFloor(session, seq - 20);
+    complete(table, session, seq, 4000 + (seq % 500));
+    const held = table.arena.chargedBytes + table.arena.spareSlabs * SLAB_BYTES;
+    assert.ok(held <= budget + SLAB_BYTES, `held ${held} bytes at seq ${seq}`);
+  }
+});
+
+test('a session the client ended drops its replies at once and is answered as expired', () => {
+  const table = new SessionTable(roomy, 1);
+  const ended = table.open();
+  const other = table.open();
+  for (let seq = 1; seq <= 20; seq++) complete(table, ended, seq, 4096);
+  complete(table, other, 1, 100);
+  const otherBytes = other.bytes;
+  table.end(ended);
+  assert.equal(ended.evicted, true);
+  assert.equal(ended.calls.size, 0);
+  assert.equal(table.get(ended.id), undefined);
+  assert.equal(table.issued(ended.id), true, 'expired, not unknown');
+  assert.equal(table.bytes, otherBytes);
+  assert.equal(table.evictions, 0, 'an ended session is not an eviction');
+  assert.equal(other.call(1)?.seq, 1);
+  table.end(ended); // twice is harmless
+  assert.equal(table.size, 1);
 });

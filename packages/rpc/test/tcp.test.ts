@@ -389,3 +389,24 @@ test('frame size limits: oversized arguments fail locally, oversized results fai
     await server.close();
   }
 });
+
+test('a client that closes ends its session: the server drops its cached replies at once', async () => {
+  const server = await serve(Counter, counterHandlers(counterState()), { logger: memoryLogger().logger });
+  const stays = connect(Counter, server.address);
+  const leaves = connect(Counter, server.address);
+  try {
+    await stays.stub.add({ delta: 1, token: 1 });
+    for (let token = 2; token < 12; token++) await leaves.stub.add({ delta: 1, token });
+    assert.equal(server.stats().sessions, 2);
+    const cachedBefore = server.stats().replyCacheBytes;
+    assert.ok(cachedBefore > 0);
+    await leaves.close();
+    await waitFor(() => server.stats().sessions === 1, 'the closed client to end its session');
+    assert.ok(server.stats().replyCacheBytes < cachedBefore);
+    assert.equal(server.stats().sessionsEvicted, 0);
+    assert.deepEqual(await stays.stub.add({ delta: 1, token: 12 }), { value: 12 });
+  } finally {
+    await stays.close();
+    await server.close();
+  }
+});

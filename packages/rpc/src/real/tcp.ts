@@ -12,7 +12,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Rng } from '@dsys/kit';
 import { Logger, parseEndpoint } from '@dsys/runtime-node';
-import { type BindInfo, type ClientOptions, type ClientStats, RpcClient } from '../client.js';
+import { type BindInfo, type ClientOptions, type ClientState, type ClientStats, RpcClient } from '../client.js';
 import type { Clock, RpcLogger, Transport } from '../endpoint.js';
 import type { ClientOf, HandlersOf, Interface } from '../interface.js';
 import { RpcServer, type ServerConnection, type ServerOptions, type ServerStats } from '../server.js';
@@ -244,7 +244,14 @@ export interface ConnectOptions extends ClientOptions {
   readonly tickMs?: number;
 }
 
-/** A client bound (or binding) to one server address, with reconnection. */
+/**
+ * A client bound (or binding) to one server address, with reconnection.
+ *
+ * It keeps the Node process alive only while it is busy (a call or stream unsettled, or a `ready()`
+ * waiting), like an idle grpc-js channel: its socket is unref'd, and so is its ticker (keepalive,
+ * deadlines, reconnection) whenever nothing waits. A client that is never closed does not hold the process
+ * open once its calls are done; `close()` holds it until the socket has closed.
+ */
 export class RpcConnection<I extends Interface> {
   readonly client: RpcClient<I>;
   /** The generated stub: `await connection.stub.add({ delta: 1 })`. */
@@ -254,6 +261,8 @@ export class RpcConnection<I extends Interface> {
   private readonly options: ConnectOptions;
   private socket: net.Socket | null = null;
   private readonly ticker: NodeJS.Timeout;
+  /** The ticker holds the process open (the client is busy, or was at the last tick). */
+  private tickerHeld = false;
   private closing: Promise<void> | null = null;
 
   constructor(iface: I, address: string | { host: string; port: number }, options: ConnectOptions = {}) {
@@ -278,7 +287,24 @@ export class RpcConnection<I extends Interface> {
     );
     this.stub = this.client.stub;
     this.ticker = setInterval(() => this.tick(), options.tickMs ?? 5);
+    this.ticker.unref();
+    // Called on the step from idle to busy, synchronously, so a process waiting only for a call stays up.
+    this.client.busyListener = () => {
+      if (this.tickerHeld || this.closing !== null) return;
+      this.ticker.ref();
+      this.tickerHeld = true;
+    };
     this.dial();
+  }
+
+  /** Where the connection is; `ConnectOptions.onStateChange` reports each change. */
+  get state(): ClientState {
+    return this.client.state;
+  }
+
+  /** True while the connection holds the Node process open (see the class comment). */
+  get holdsProcess(): boolean {
+    return this.tickerHeld;
   }
 
   ready(): Promise<BindInfo> {
@@ -297,12 +323,14 @@ export class RpcConnection<I extends Interface> {
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     clearInterval(this.ticker);
+    this.tickerHeld = false;
     this.client.close();
     const socket = this.socket;
     this.closing =
       socket === null || socket.destroyed
         ? Promise.resolve()
         : new Promise<void>((resolve) => {
+            socket.ref(); // whoever awaits close() sees it finish
             socket.once('close', () => resolve());
             setTimeout(() => socket.destroy(), 1_000).unref();
           });
@@ -313,6 +341,12 @@ export class RpcConnection<I extends Interface> {
     this.client.tick();
     // A client that failed to bind (or was closed) will never dial again: let the process exit.
     if (this.client.finished) clearInterval(this.ticker);
+    // Released one tick after the client went idle, not at each settled call (a call at a time would
+    // otherwise ref and unref per call).
+    if (this.tickerHeld && (!this.client.busy || this.client.finished)) {
+      this.ticker.unref();
+      this.tickerHeld = false;
+    }
     if (this.socket === null && this.client.wantsConnection()) this.dial();
   }
 
@@ -334,6 +368,8 @@ export class RpcConnection<I extends Interface> {
       : net.connect({ host: this.host, port: this.port });
     this.socket = socket;
     socket.setNoDelay(true);
+    // The ticker holds the process while calls wait; an idle connection must not (see the class comment).
+    socket.unref();
     const link = new SocketLink(socket, 1024 * 1024, null, tlsOptions === undefined);
     link.endpoint = this.client;
     let error: string | null = null;
