@@ -57,6 +57,7 @@ import {
   type Ready,
   recoverDurable,
   type Snapshot,
+  SyncNudge,
 } from '@dsys/raft';
 import type { CoordConfig } from './config.js';
 import { type Applied, DataTree, statOf, type Trigger } from './data-tree.js';
@@ -204,8 +205,7 @@ export class CoordNode {
   }[] = [];
   private readonly acks = new Map<number, readonly PersistAck[]>();
   private ackNext = 1;
-  /** The oldest unacknowledged write, for how many ticks it has been the oldest, whether it was nudged. */
-  private nudge = { ack: Number.POSITIVE_INFINITY, ticks: 0, sent: false };
+  private readonly nudge: SyncNudge;
   private incomingSnapshot: { index: LogIndex; tree: DataTree } | null = null;
   /** The hard state last handed to storage. */
   private writtenHard: HardState;
@@ -223,6 +223,7 @@ export class CoordNode {
     this.tree = treeFrom(snapshot);
     this.appliedIndex = snapshot?.meta.index ?? (0 as LogIndex);
     this.writtenHard = hardState;
+    this.nudge = new SyncNudge(this.config.syncNudgeTicks);
     this.core = new RaftCore({
       id: context.id,
       config: this.config.raft,
@@ -1177,24 +1178,11 @@ export class CoordNode {
     return false;
   }
 
-  /**
-   * A log write still unacknowledged after `syncNudgeTicks` gets an explicit synced persist (a
-   * barrier), so that the acknowledgement comes under any driver, even one that syncs only on request.
-   */
+  /** A log write still unacknowledged after `syncNudgeTicks` gets one explicit synced persist (`SyncNudge`). */
   private nudgeStorage(effects: CoordEffect[]): void {
     let oldest = Number.POSITIVE_INFINITY;
     for (const ack of this.acks.keys()) if (ack < oldest) oldest = ack;
-    if (oldest !== this.nudge.ack) {
-      this.nudge = { ack: oldest, ticks: 0, sent: false };
-      return;
-    }
-    if (oldest === Number.POSITIVE_INFINITY || this.nudge.sent) return;
-    if (++this.nudge.ticks < this.config.syncNudgeTicks) return;
-    // One nudge per oldest write: its sync covers every write queued before it, so the oldest one is
-    // acknowledged when it completes. Nudging again while it is queued would only lengthen the disk's
-    // queue (with a disk slower than a tick, without end) and hold every send behind it.
-    this.nudge.sent = true;
-    effects.push({ type: 'persist', records: [], sync: true });
+    if (this.nudge.tick(oldest)) effects.push({ type: 'persist', records: [], sync: true });
   }
 
   private ackFor(acks: readonly PersistAck[]): number {

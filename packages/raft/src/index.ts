@@ -95,6 +95,7 @@ export {
 export { RaftSafetyChecker } from './sim/checker.js';
 export { defineRaftSim, leaseMarginTicks, type RaftSim, type RaftSimVariant, raftSim } from './sim/system.js';
 export { KvAdmin, KvClient, type KvWorkloadKnobs, type KvWorkloadShared } from './sim/workload.js';
+export { SyncNudge } from './sync-nudge.js';
 export {
   allMembers,
   type ConfState,

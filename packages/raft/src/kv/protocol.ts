@@ -40,6 +40,7 @@ import {
   RaftRecoveryError,
   recoverDurable,
 } from '../records.js';
+import { SyncNudge } from '../sync-nudge.js';
 import {
   type ConfState,
   EMPTY_CONF_STATE,
@@ -93,6 +94,11 @@ export interface KvConfig {
    * election timeouts.
    */
   readonly forwardTimeoutTicks: number;
+  /**
+   * A log write of entries still unacknowledged after this many ticks gets one explicit synced persist
+   * (`SyncNudge`): for drivers that sync only when asked (the simulator's disk). Default 2.
+   */
+  readonly syncNudgeTicks: number;
   readonly observer?: KvObserver;
 }
 
@@ -116,6 +122,7 @@ export function kvConfig(input: KvConfigInput = {}): KvConfig {
     pendingReadsMax: 4096,
     batchRequests: false,
     forwardTimeoutTicks: 10 * raft.electionTicks,
+    syncNudgeTicks: 2,
     ...input,
     raft,
   };
@@ -126,6 +133,7 @@ export function kvConfig(input: KvConfigInput = {}): KvConfig {
     'pendingProposalsMax',
     'pendingReadsMax',
     'forwardTimeoutTicks',
+    'syncNudgeTicks',
   ] as const) {
     const value = config[field];
     if (!Number.isSafeInteger(value) || value < 1)
@@ -166,6 +174,11 @@ interface StepWrite {
   readonly acks: PersistAck[];
   sync: boolean;
   snapshot: boolean;
+  /**
+   * The write must be a synced barrier (see `persist`): it changes the term or the vote, or it records
+   * a commit index that covers a configuration entry.
+   */
+  barrier: boolean;
 }
 
 type ReadRequest = Extract<KvRequest, { type: 'get' | 'scan' | 'etcdRange' | 'etcdTxn' }>;
@@ -237,6 +250,7 @@ export class KvNode {
   private ticks = 0;
   /** The newest hard state in the records emitted so far (see `appendReadyRecords`). */
   private writtenHard: HardState;
+  private readonly nudge: SyncNudge;
 
   constructor(context: NodeContext<KvConfig>) {
     const config = context.config;
@@ -248,6 +262,7 @@ export class KvNode {
     if (!recovered.ok) throw recovered.error;
     const { hardState, snapshot, entries } = recovered.value;
     this.writtenHard = hardState;
+    this.nudge = new SyncNudge(config.syncNudgeTicks);
     this.machine = this.machineFrom(snapshot);
     this.appliedIndex = snapshot?.meta.index ?? (0 as LogIndex);
     this.core = new RaftCore({
@@ -295,6 +310,7 @@ export class KvNode {
         this.ticks++;
         this.core.tick();
         this.expireForwarded(effects);
+        this.nudgeStorage(effects);
         break;
       case 'receive':
         // Our own flush note: the batch of requests is complete; `drain` below hands it to the core.
@@ -654,21 +670,44 @@ export class KvNode {
     this.flushScheduled = false;
     // The read batch's request leaves with this drain: later reads need a request of their own.
     this.openReadBatch = null;
-    const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false };
+    const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false, barrier: false };
     const promises: { to: NodeId; message: RaftMessage }[] = [];
+    /** Sends that must wait for this step's barrier (see below); null while none must. */
+    let held: { to: NodeId; message: RaftMessage }[] | null = null;
     for (let rounds = 0; this.core.hasReady(); rounds++) {
       assert(rounds < 1000, 'KvNode.drain: the core keeps producing output');
       const ready = this.core.ready();
+      // A commit index that covers a configuration entry is made durable before anyone hears it. A
+      // node that told others (who then applied it) and forgot it in a crash would restart in the older
+      // configuration, where it may need the vote of a node the new one removed; that node, which may
+      // hold entries it never got, refuses it and cannot campaign itself: no leader, ever (sim seed
+      // 0xe02f87eec1f7983b: C_old {1,2}, C_new {2}; n2 forgot the commit of C_new, n1 had one more entry).
+      if (held === null && ready.committedEntries.some((entry) => entry.type === 'config')) held = [];
+      if (held !== null) held.push(...ready.messages);
+      else
+        for (const outgoing of ready.messages)
+          effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
       this.handleReady(ready, effects);
       if (ready.snapshot !== null) write.snapshot = true;
-      this.writtenHard = appendReadyRecords(write.records, ready.entries, ready.hardState, this.writtenHard);
+      const hard = ready.hardState;
+      if (hard !== null && (hard.term !== this.writtenHard.term || hard.vote !== this.writtenHard.vote))
+        write.barrier = true;
+      this.writtenHard = appendReadyRecords(write.records, ready.entries, hard, this.writtenHard);
       if (ready.persistAck !== null) write.acks.push(ready.persistAck);
       if (ready.mustSync) write.sync = true;
       promises.push(...ready.messagesAfterPersist);
     }
     this.noticeRoleChange(effects);
     this.flushedIndex = this.core.log.lastIndex();
+    if (held !== null) {
+      write.barrier = true;
+      write.sync = true;
+    }
     const barrier = this.persist(write, effects);
+    if (held !== null) {
+      assert(barrier, 'KvNode.drain: a committed configuration must be behind a barrier');
+      for (const outgoing of held) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
+    }
     if (promises.length === 0) return;
     if (barrier || this.acks.size === 0) {
       // Behind this step's own synced write, or nothing is in flight at all.
@@ -680,8 +719,8 @@ export class KvNode {
     this.deferred.push({ afterAck: this.ackNext - 1, messages: promises });
   }
 
+  /** Everything of a `Ready` but its messages and storage (`drain` does those). */
   private handleReady(ready: Ready, effects: KvEffect[]): void {
-    for (const outgoing of ready.messages) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
     if (ready.snapshot !== null) this.restoreMachine(ready.snapshot);
     for (const entry of ready.committedEntries) this.applyEntry(entry, effects);
     for (const failure of ready.readFailures) {
@@ -736,14 +775,35 @@ export class KvNode {
       effects.push({ type: 'compact', snapshot: encodeSnapshot(snapshot), records: tailRecords(tail), ack });
       return true;
     }
+    if (write.barrier) {
+      // A new term or vote stays a barrier: a node that became leader must not send AppendEntries of a
+      // term it could forget in a crash (restarted in the old term, it could vote in a second leader of
+      // the same term, whose entries would then share (index, term) with ours: log matching broken).
+      // So does a commit index that covers a configuration entry (see `drain`).
+      effects.push({ type: 'persist', records: write.records, sync: true, ack: this.ackFor(write.acks) });
+      return true;
+    }
     if (write.records.length === 0 && write.acks.length === 0) return false;
     if (!write.sync) {
       // Only the commit index changed: no promise depends on it, so it rides unsynced.
       effects.push({ type: 'persist', records: write.records, sync: false });
       return false;
     }
-    effects.push({ type: 'persist', records: write.records, sync: true, ack: this.ackFor(write.acks) });
-    return true;
+    // Entries only: acknowledged once durable, but not a barrier. What depends on this node's own log
+    // being durable, Raft's promises (votes, AppendEntries acknowledgements), waits in `deferred` for
+    // this ack; replies show committed state (durable on a majority) and the core applies an entry only
+    // once it is durable here. So a leader's AppendEntries and commit notices, and replies to earlier
+    // writes, never queue behind this fsync (Raft dissertation §10.2.1: the leader writes its log in
+    // parallel with replicating it). runtime-node fsyncs at once for an awaited ack (group commit);
+    // `SyncNudge` covers drivers that sync only when asked.
+    effects.push({ type: 'persist', records: write.records, sync: false, ack: this.ackFor(write.acks) });
+    return false;
+  }
+
+  private nudgeStorage(effects: KvEffect[]): void {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const ack of this.acks.keys()) if (ack < oldest) oldest = ack;
+    if (this.nudge.tick(oldest)) effects.push({ type: 'persist', records: [], sync: true });
   }
 
   private ackFor(acks: readonly PersistAck[]): number {

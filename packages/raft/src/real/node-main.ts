@@ -171,6 +171,8 @@ export function raftConfigFromFlags(flags: NodeFlags): KvConfig {
     },
     initialVoters,
     batchRequests: true,
+    // An unacknowledged log write gets an explicit sync after ~50 ms (runtime-node syncs at once anyway).
+    syncNudgeTicks: Math.max(2, Math.floor(50 / flags.tickMs)),
     snapshotEntries: integerFlag(flags, 'snapshot-entries', 1),
     sessionTimeoutMs: integerFlag(flags, 'session-timeout-ms', 1),
   });

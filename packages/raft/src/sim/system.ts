@@ -60,6 +60,7 @@ function drawKnobs(rng: Rng, drawn: SimOptionsBase): Record<string, number> {
     snapshotChunkBytes: rng.pick([64, 512, 65536]),
     // Drawn last, so that the draws above (and the runs of earlier seeds without batching) stay as they were.
     batchRequests: rng.chance(1, 2) ? 1 : 0,
+    syncNudgeTicks: rng.pick([1, 2, 5]),
   };
 }
 
@@ -95,6 +96,7 @@ function buildConfig(options: SimOptions, bugs: TestOnlyBugs | undefined): KvCon
     initialVoters,
     snapshotEntries: knob('snapshotEntries'),
     batchRequests: (knobs.batchRequests ?? 0) === 1,
+    syncNudgeTicks: knobs.syncNudgeTicks ?? 2,
     sessionTimeoutMs: 600_000,
     observer: new RaftSafetyChecker(),
     raft: {

@@ -169,3 +169,35 @@ describe('answers when leadership ends', () => {
     assert.equal(trio.leader.core.counters.invalidMessages, 1);
   });
 });
+
+describe('committed configurations', () => {
+  test('a leader records a commit index covering a configuration entry (synced) before it tells anyone', () => {
+    // Otherwise a crash can leave it in the old configuration while the others applied the new one
+    // (sim seed 0xe02f87eec1f7983b: no leader could ever be elected again).
+    const trio = new Trio(false);
+    const { effects } = trio.request({ type: 'changeMembership', changes: [{ type: 'removeNode', node: NodeId(3) }] });
+    const proposed = effects.find((effect) => effect.type === 'send' && effect.message.type === 'appendEntries');
+    assert.ok(proposed?.type === 'send' && proposed.message.type === 'appendEntries');
+    const configIndex = proposed.message.entries.find((entry) => entry.type === 'config')?.index;
+    assert.ok(configIndex !== undefined, 'the joint configuration is proposed');
+    trio.run(1, effects);
+    let checked = 0;
+    for (let rounds = 0; rounds < 1000 && trio.wire.length > 0; rounds++) {
+      const sent = trio.wire.shift()!;
+      const stepEffects = trio.step(sent.to, { type: 'receive', from: NodeId(sent.from), message: sent.message });
+      if (sent.to === 1) {
+        const telling = stepEffects.findIndex(
+          (effect) =>
+            effect.type === 'send' && effect.message.type === 'appendEntries' && effect.message.commit >= configIndex,
+        );
+        const synced = stepEffects.findIndex((effect) => effect.type === 'persist' && effect.sync);
+        if (telling >= 0 && checked === 0) {
+          assert.ok(synced >= 0 && synced < telling, `the commit of ${configIndex} went out before a synced write`);
+          checked++;
+        }
+      }
+      trio.run(sent.to, stepEffects);
+    }
+    assert.equal(checked, 1, 'the leader told the followers the new commit index');
+  });
+});
