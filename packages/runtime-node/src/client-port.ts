@@ -15,7 +15,7 @@ import {
   RequestId as toRequestId,
 } from '@dsys/kit';
 import type { ClientWire, ReplyFrame } from './client-wire.js';
-import { type ConnectionLimits, FramedConnection } from './connection.js';
+import { type ConnectionLimits, coalesceWritesDefault, FramedConnection } from './connection.js';
 import type { Endpoint } from './endpoint.js';
 import type { Logger } from './logger.js';
 import { listen } from './peer-transport.js';
@@ -34,6 +34,8 @@ export interface ClientPortOptions<Request, Response> {
   readonly metrics: TransportMetrics;
   readonly allocateClientId: () => ClientId;
   readonly onRequest: (client: ClientId, requestId: RequestId, request: Request) => void;
+  /** Coalesce each client's replies of one turn (see connection.ts; default: `coalesceWritesDefault()`). */
+  readonly coalesceWrites?: boolean;
 }
 
 interface ClientSession {
@@ -138,6 +140,7 @@ export class ClientPort<Request, Response> {
       limits,
       logger: logger.child({ component: 'client-port', client }),
       metrics: metrics.port('client'),
+      coalesceWrites: this.options.coalesceWrites ?? coalesceWritesDefault(),
       onFrame: (frame) => this.onFrame(session, frame),
       onClose: () => this.sessions.delete(client),
     });

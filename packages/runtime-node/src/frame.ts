@@ -37,15 +37,21 @@ export function describeFrameError(error: FrameError): string {
 
 /** One frame: header and payload in a single buffer (one `write` per frame). */
 export function encodeFrame(payload: Uint8Array): Uint8Array {
-  if (payload.length > FRAME_BYTES_LIMIT) throw new RangeError(`frame payload of ${payload.length} bytes exceeds u32`);
   const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
-  const length = payload.length;
-  out[0] = length & 0xff;
-  out[1] = (length >>> 8) & 0xff;
-  out[2] = (length >>> 16) & 0xff;
-  out[3] = length >>> 24;
-  out.set(payload, FRAME_HEADER_BYTES);
+  writeFrameAt(out, 0, payload);
   return out;
+}
+
+/** Writes the frame of `payload` into `out` at `offset` (the caller sized `out`); returns the end offset. */
+export function writeFrameAt(out: Uint8Array, offset: number, payload: Uint8Array): number {
+  const length = payload.length;
+  if (length > FRAME_BYTES_LIMIT) throw new RangeError(`frame payload of ${length} bytes exceeds u32`);
+  out[offset] = length & 0xff;
+  out[offset + 1] = (length >>> 8) & 0xff;
+  out[offset + 2] = (length >>> 16) & 0xff;
+  out[offset + 3] = length >>> 24;
+  out.set(payload, offset + FRAME_HEADER_BYTES);
+  return offset + FRAME_HEADER_BYTES + length;
 }
 
 export class FrameDecoder {

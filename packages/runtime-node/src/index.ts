@@ -1,7 +1,15 @@
 export { BoundedQueue } from './bounded-queue.js';
 export { ClientPort, type ClientPortLimits, type ClientPortOptions } from './client-port.js';
 export { type ClientWire, clientWire, type ReplyFrame, type RequestFrame } from './client-wire.js';
-export { type CloseReason, type ConnectionLimits, FramedConnection, isBadInput } from './connection.js';
+export {
+  type CloseReason,
+  COALESCE_BYTES_MAX,
+  type ConnectionLimits,
+  type ConnectionOptions,
+  coalesceWritesDefault,
+  FramedConnection,
+  isBadInput,
+} from './connection.js';
 export {
   type CompactionStep,
   DurableLog,
@@ -30,6 +38,7 @@ export {
   FrameDecoder,
   type FrameError,
   type FramePush,
+  writeFrameAt,
 } from './frame.js';
 export { acquireDirectoryLock, type DirectoryLock, LOCK_FILE } from './lock-file.js';
 export {
@@ -84,4 +93,5 @@ export {
   PeerWelcome,
 } from './peer-transport.js';
 export { decodeSnapshotFile, encodeSnapshotFile, SNAPSHOT_MAGIC } from './snapshot-file.js';
+export { type PortKind, type PortMetrics, TransportMetrics } from './transport-metrics.js';
 export { modulePath, tsNodeArgs, tsxLoaderUrl } from './ts-node.js';

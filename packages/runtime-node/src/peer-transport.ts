@@ -25,7 +25,7 @@ import {
   Writer,
 } from '@dsys/kit';
 import { BoundedQueue } from './bounded-queue.js';
-import { type CloseReason, type ConnectionLimits, FramedConnection } from './connection.js';
+import { type CloseReason, type ConnectionLimits, coalesceWritesDefault, FramedConnection } from './connection.js';
 import { type Endpoint, formatEndpoint } from './endpoint.js';
 import type { Logger } from './logger.js';
 import type { PortMetrics, TransportMetrics } from './transport-metrics.js';
@@ -68,6 +68,8 @@ export interface PeerTransportOptions<Message> {
   readonly logger: Logger;
   readonly metrics: TransportMetrics;
   readonly onMessage: (from: NodeId, message: Message) => void;
+  /** Coalesce each peer's messages of one turn (see connection.ts; default: `coalesceWritesDefault()`). */
+  readonly coalesceWrites?: boolean;
 }
 
 /** Equal jitter: half the exponential delay fixed, half uniformly random. */
@@ -147,6 +149,7 @@ class PeerLink {
       limits,
       logger: this.logger,
       metrics: metrics.port('peer_out'),
+      coalesceWrites: this.transport.coalesceWrites,
       onFrame: (frame) => this.onFrame(connection, frame),
       onClose: (reason, detail) => this.onClose(connection, reason, detail),
     });
@@ -239,6 +242,7 @@ class InboundPeer<Message> {
       limits,
       logger: logger.child({ component: 'peer-in' }),
       metrics: metrics.port('peer_in'),
+      coalesceWrites: transport.coalesceWrites,
       onFrame: (frame) => this.onFrame(frame),
       onClose: () => {
         clearTimeout(this.handshakeTimer);
@@ -290,6 +294,7 @@ export class PeerTransport<Message> {
   readonly limits: PeerLimits;
   readonly logger: Logger;
   readonly metrics: TransportMetrics;
+  readonly coalesceWrites: boolean;
   private readonly onMessage: (from: NodeId, message: Message) => void;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly inbound = new Set<InboundPeer<Message>>();
@@ -307,6 +312,7 @@ export class PeerTransport<Message> {
     this.limits = options.limits;
     this.logger = options.logger;
     this.metrics = options.metrics;
+    this.coalesceWrites = options.coalesceWrites ?? coalesceWritesDefault();
     this.onMessage = options.onMessage;
     this.server = server;
     this.endpointNow = endpoint;
