@@ -20,11 +20,18 @@
  *   (dissertation §6.4), or from its lease if the cluster runs with `--read-mode lease`.
  *
  * Failure detection: an attempt ends at `attemptTimeoutMs`, or earlier when the RPC connection to its
- * node breaks (the RPC client reports that through its logger, which this client listens to: a dead
- * leader is noticed in one round trip instead of one attempt timeout).
+ * node breaks (the RPC client's `onStateChange` reports it: a dead leader is noticed in one round
+ * trip instead of one attempt timeout).
  */
 import { errorMessage, type NodeId } from '@dsys/kit';
-import { type CallOptions, type ClientOf, connect, type RpcConnection, RpcError, type RpcLogger } from '@dsys/rpc';
+import {
+  type CallOptions,
+  type ClientOf,
+  type ClientStateEvent,
+  connect,
+  type RpcConnection,
+  RpcError,
+} from '@dsys/rpc';
 import { parseEndpoint } from '@dsys/runtime-node';
 import type { KvErrorResponse, KvResponse } from '../kv/schema.js';
 import { KvClientError } from './errors.js';
@@ -89,7 +96,7 @@ class Target {
       reconnectBackoffMaxMs: 500,
       keepaliveIntervalMs: 1_000,
       keepaliveTimeoutMs: 2_000,
-      logger: this.connectionLogger(),
+      onStateChange: (event) => this.onStateChange(event),
     });
     return this.connection.stub;
   }
@@ -116,20 +123,21 @@ class Target {
     });
   }
 
-  private connectionLogger(): RpcLogger {
-    const lost = (msg: string, fields?: Record<string, unknown>) => {
-      if (!msg.startsWith('rpc: connection lost') && !msg.startsWith('rpc: connect failed')) return;
-      this.suspectUntilMs = performance.now() + 1_000;
-      if (this.inFlight.size === 0) return;
-      const error = new RpcError(
-        { code: 'UNAVAILABLE', executed: msg.startsWith('rpc: connect failed') ? 'no' : 'unknown' },
-        `${msg}: ${String(fields?.reason ?? '')}`,
-      );
-      const failing = [...this.inFlight];
-      this.inFlight.clear();
-      for (const fail of failing) fail(error);
-    };
-    return { debug: lost, info: lost, warn: () => undefined, error: () => undefined };
+  /**
+   * A broken connection (or a failed dial) fails the attempts in flight at once: UNAVAILABLE, with
+   * `executed: 'no'` when nothing was ever sent over it, 'unknown' when it was connected.
+   */
+  private onStateChange(event: ClientStateEvent): void {
+    if (event.state !== 'disconnected') return;
+    this.suspectUntilMs = performance.now() + 1_000;
+    if (this.inFlight.size === 0) return;
+    const error = new RpcError(
+      { code: 'UNAVAILABLE', executed: event.wasConnected ? 'unknown' : 'no' },
+      `${event.wasConnected ? 'rpc: connection lost' : 'rpc: connect failed'}: ${event.reason}`,
+    );
+    const failing = [...this.inFlight];
+    this.inFlight.clear();
+    for (const fail of failing) fail(error);
   }
 
   async close(): Promise<void> {
