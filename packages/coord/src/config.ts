@@ -36,7 +36,7 @@ export interface CoordConfig {
   /** Clients of a server that has known no leader for this many ticks are disconnected (they move on). */
   readonly noLeaderCloseTicks: number;
   /**
-   * Log writes are acknowledged without holding later output (see `CoordNode.persist`); a write still
+   * Log writes are acknowledged without holding later output (raft's `ReadyDriver`); a write still
    * unacknowledged after this many ticks gets an explicit synced persist, for drivers that sync lazily.
    */
   readonly syncNudgeTicks: number;

@@ -15,9 +15,8 @@
  *   follower) and answers once this server has applied that far.
  * - Watches fire from `apply`, so the notification leaves before any later reply that could show the
  *   change (same connection, same order).
- * - Log writes are not barriers (`persist`): a reply shows committed state, which is durable on a
- *   majority whatever this server's disk holds, so sends and replies do not queue behind this
- *   server's fsyncs; only Raft's promises (votes, append acknowledgements) wait for their write.
+ * - Storage goes through raft's `ReadyDriver` (as in KvNode): log writes of entries are acknowledged
+ *   when durable without holding later sends and replies; a new term or vote stays a barrier.
  *
  * Sessions: created, re-attached (a client moving to another server, or reconnecting) and closed
  * through the log; the leader tracks expiry from the activity followers report (`touch`) and
@@ -41,23 +40,18 @@ import {
   type Rng,
 } from '@dsys/kit';
 import {
-  appendReadyRecords,
   type ConfState,
   EMPTY_CONF_STATE,
   type Entry,
-  encodeEntriesRecord,
-  encodeHardStateRecord,
-  encodeSnapshot,
-  type HardState,
   type LogIndex,
-  type PersistAck,
   RaftCore,
   RaftRecoveryError,
   type RaftRole,
   type Ready,
+  ReadyDriver,
+  type ReadyHooks,
   recoverDurable,
   type Snapshot,
-  SyncNudge,
 } from '@dsys/raft';
 import type { CoordConfig } from './config.js';
 import { type Applied, DataTree, statOf, type Trigger } from './data-tree.js';
@@ -127,15 +121,6 @@ interface Batch {
   sentTick: number;
 }
 
-interface StepWrite {
-  readonly records: Uint8Array[];
-  readonly acks: PersistAck[];
-  sync: boolean;
-  snapshot: boolean;
-  /** The write changes the term or the vote: it stays a barrier (see `persist`). */
-  electionState: boolean;
-}
-
 /** Counters for status output, metrics and the "reads never touch the leader" measurement. */
 export interface CoordCounters {
   readsServed: number;
@@ -198,17 +183,18 @@ export class CoordNode {
   private readonly expiry = new Map<number, number>();
   private readonly followerBatches = new Map<NodeId, { incarnation: number; batch: number }>();
 
-  // Storage plumbing (as KvNode).
-  private deferred: {
-    readonly afterAck: number;
-    readonly messages: readonly { to: NodeId; message: CoordMessage }[];
-  }[] = [];
-  private readonly acks = new Map<number, readonly PersistAck[]>();
-  private ackNext = 1;
-  private readonly nudge: SyncNudge;
+  /** Ready output -> storage effects, sends and promises (shared with KvNode). */
+  private readonly storage: ReadyDriver<CoordMessage>;
+  private readonly readyHooks: ReadyHooks<CoordMessage, CoordResponse> = {
+    handle: (ready, effects) => this.handleReady(ready, effects),
+    drained: () => {
+      this.view?.forget(this.appliedIndex);
+      this.noticeRoleChange();
+    },
+    localSnapshot: () =>
+      this.appliedIndex - this.core.log.snapshot.index >= this.config.snapshotEntries ? this.tree.snapshot() : null,
+  };
   private incomingSnapshot: { index: LogIndex; tree: DataTree } | null = null;
-  /** The hard state last handed to storage. */
-  private writtenHard: HardState;
 
   constructor(context: NodeContext<CoordConfig>) {
     this.id = context.id;
@@ -222,8 +208,6 @@ export class CoordNode {
     const { hardState, snapshot, entries } = recovered.value;
     this.tree = treeFrom(snapshot);
     this.appliedIndex = snapshot?.meta.index ?? (0 as LogIndex);
-    this.writtenHard = hardState;
-    this.nudge = new SyncNudge(this.config.syncNudgeTicks);
     this.core = new RaftCore({
       id: context.id,
       config: this.config.raft,
@@ -234,6 +218,13 @@ export class CoordNode {
       bootstrapConfig: bootstrapConfig(context.id, this.config.initialVoters ?? context.peers),
       acceptSnapshot: (incoming) => this.vetSnapshot(incoming),
     });
+    this.storage = new ReadyDriver(
+      this.core,
+      hardState,
+      this.config.syncNudgeTicks,
+      (message): CoordMessage => ({ type: 'raft', message }),
+      'CoordNode',
+    );
     this.role = this.core.role;
     this.config.observer?.reset(this.id, this.appliedIndex);
   }
@@ -258,12 +249,7 @@ export class CoordNode {
         this.onRequest(event.client, event.requestId, event.request, effects);
         break;
       case 'persisted': {
-        const acks = this.acks.get(event.ack);
-        if (acks !== undefined) {
-          this.acks.delete(event.ack);
-          for (const ack of acks) this.core.persisted(ack);
-        }
-        this.releaseDeferred(effects);
+        this.storage.persisted(event.ack, effects);
         break;
       }
     }
@@ -938,7 +924,7 @@ export class CoordNode {
   private onTick(effects: CoordEffect[]): void {
     if (this.delayedNotifications.length > 0) this.deliver(this.delayedNotifications.splice(0), effects);
     this.noLeaderTicks = this.core.leader === null ? this.noLeaderTicks + 1 : 0;
-    this.nudgeStorage(effects);
+    this.storage.tick(effects);
     if (this.ticks % this.config.touchEveryTicks === 0) this.reportTouches(effects);
     if (this.isLeader && this.ticks % this.config.expiryCheckTicks === 0) this.expireSessions();
     if (this.isLeader && this.ticks % this.config.reapEveryTicks === 0) this.reap();
@@ -1057,39 +1043,12 @@ export class CoordNode {
   // ------------------------------------------------------------------------------------------------
   // Core output -> effects (the same shape as raft's KvNode.drain)
 
+  /** Turns every Ready the core has into effects (`ReadyDriver`). */
   private drain(effects: CoordEffect[]): void {
-    const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false, electionState: false };
-    const promises: { to: NodeId; message: CoordMessage }[] = [];
-    for (let rounds = 0; this.core.hasReady(); rounds++) {
-      assert(rounds < 1000, 'CoordNode.drain: the core keeps producing output');
-      const ready = this.core.ready();
-      this.handleReady(ready, effects);
-      if (ready.snapshot !== null) write.snapshot = true;
-      const hard = ready.hardState;
-      if (hard !== null && (hard.term !== this.writtenHard.term || hard.vote !== this.writtenHard.vote))
-        write.electionState = true;
-      this.writtenHard = appendReadyRecords(write.records, ready.entries, hard, this.writtenHard);
-      if (ready.persistAck !== null) write.acks.push(ready.persistAck);
-      if (ready.mustSync) write.sync = true;
-      for (const outgoing of ready.messagesAfterPersist) {
-        promises.push({ to: outgoing.to, message: { type: 'raft', message: outgoing.message } });
-      }
-    }
-    this.view?.forget(this.appliedIndex);
-    this.noticeRoleChange();
-    const barrier = this.persist(write, effects);
-    if (promises.length === 0) return;
-    if (barrier || this.acks.size === 0) {
-      for (const outgoing of promises) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
-      return;
-    }
-    this.deferred.push({ afterAck: this.ackNext - 1, messages: promises });
+    this.storage.drain(effects, this.readyHooks);
   }
 
   private handleReady(ready: Ready, effects: CoordEffect[]): void {
-    for (const outgoing of ready.messages) {
-      effects.push({ type: 'send', to: outgoing.to, message: { type: 'raft', message: outgoing.message } });
-    }
     if (ready.snapshot !== null) this.restoreTree(ready.snapshot, effects);
     for (const entry of ready.committedEntries) this.applyEntry(entry, effects);
     for (const failure of ready.readFailures) {
@@ -1115,80 +1074,6 @@ export class CoordNode {
   private findSync(client: ClientId | undefined, readId: number): Pending | undefined {
     if (client === undefined) return undefined;
     return this.connections.get(client)?.queue.find((pending) => pending.readId === readId);
-  }
-
-  private releaseDeferred(effects: CoordEffect[]): void {
-    if (this.deferred.length === 0) return;
-    let oldestInFlight = Number.POSITIVE_INFINITY;
-    for (const ack of this.acks.keys()) if (ack < oldestInFlight) oldestInFlight = ack;
-    let released = 0;
-    for (const batch of this.deferred) {
-      if (batch.afterAck >= oldestInFlight) break;
-      for (const outgoing of batch.messages) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
-      released++;
-    }
-    if (released > 0) this.deferred = this.deferred.slice(released);
-  }
-
-  private persist(write: StepWrite, effects: CoordEffect[]): boolean {
-    const compactLocally =
-      !write.snapshot && this.appliedIndex - this.core.log.snapshot.index >= this.config.snapshotEntries;
-    if (compactLocally) this.core.compact(this.tree.snapshot());
-    if (write.snapshot || compactLocally) {
-      const tail = this.core.durableTail();
-      this.writtenHard = tail.hardState;
-      const snapshot = this.core.currentSnapshot();
-      const last = tail.entries[tail.entries.length - 1];
-      const ack = this.ackFor([
-        ...write.acks,
-        {
-          hardState: tail.hardState,
-          lastEntry: last === undefined ? null : { index: last.index, term: last.term },
-          snapshotIndex: snapshot.meta.index,
-        },
-      ]);
-      const records: Uint8Array[] = [];
-      if (tail.entries.length > 0) records.push(encodeEntriesRecord(tail.entries));
-      records.push(encodeHardStateRecord(tail.hardState));
-      effects.push({ type: 'compact', snapshot: encodeSnapshot(snapshot), records, ack });
-      return true;
-    }
-    if (write.records.length === 0 && write.acks.length === 0) return false;
-    if (!write.sync) {
-      // Only the commit index moved: nothing waits for it to be durable.
-      effects.push({ type: 'persist', records: write.records, sync: false });
-      return false;
-    }
-    if (write.electionState) {
-      // A new term or vote stays a barrier: a node that became leader must not send AppendEntries of a
-      // term it could forget in a crash (restarted in the old term, it could vote for a second leader
-      // of the same term, whose entries would then share (index, term) with ours: log matching broken).
-      effects.push({ type: 'persist', records: write.records, sync: true, ack: this.ackFor(write.acks) });
-      return true;
-    }
-    // Entries only: acknowledged once durable, but not a barrier. Nothing a client is told
-    // depends on this server's own log being durable (replies show committed state: durable on a
-    // majority), and what does depend on it, Raft's votes and append acknowledgements, waits in
-    // `deferred` for this ack. So later sends (a leader's AppendEntries and commit notices, forward
-    // acknowledgements, heartbeats) and replies never queue behind an unrelated fsync, as in ZooKeeper,
-    // whose leader sends proposals while it logs them. (RaftCore applies an entry only once it is
-    // durable here, so a write's own reply still follows this server's fsync of it.) The node host
-    // fsyncs at once for an awaited ack (group commit); `nudgeStorage` covers drivers that sync lazily.
-    effects.push({ type: 'persist', records: write.records, sync: false, ack: this.ackFor(write.acks) });
-    return false;
-  }
-
-  /** A log write still unacknowledged after `syncNudgeTicks` gets one explicit synced persist (`SyncNudge`). */
-  private nudgeStorage(effects: CoordEffect[]): void {
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const ack of this.acks.keys()) if (ack < oldest) oldest = ack;
-    if (this.nudge.tick(oldest)) effects.push({ type: 'persist', records: [], sync: true });
-  }
-
-  private ackFor(acks: readonly PersistAck[]): number {
-    const number = this.ackNext++;
-    this.acks.set(number, acks);
-    return number;
   }
 
   private vetSnapshot(snapshot: Snapshot): boolean {

@@ -75,6 +75,7 @@ export {
   type ReadState,
   type Ready,
 } from './raft-core.js';
+export { ReadyDriver, type ReadyHooks } from './ready-driver.js';
 export {
   appendReadyRecords,
   type DurableRecord,
@@ -95,7 +96,6 @@ export {
 export { RaftSafetyChecker } from './sim/checker.js';
 export { defineRaftSim, leaseMarginTicks, type RaftSim, type RaftSimVariant, raftSim } from './sim/system.js';
 export { KvAdmin, KvClient, type KvWorkloadKnobs, type KvWorkloadShared } from './sim/workload.js';
-export { SyncNudge } from './sync-nudge.js';
 export {
   allMembers,
   type ConfState,

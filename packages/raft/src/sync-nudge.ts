@@ -1,6 +1,6 @@
 /**
- * Log writes of entries are acknowledged once durable but are not barriers (`KvNode.persist`,
- * `CoordNode.persist`): later sends and replies do not queue behind them. That relies on the driver
+ * Log writes of entries are acknowledged once durable but are not barriers (`ReadyDriver`):
+ * later sends and replies do not queue behind them. That relies on the driver
  * syncing soon when an acknowledgement is awaited, which runtime-node does (group commit). A driver
  * that syncs only when asked (the simulator's disk) gets one explicit synced persist once the oldest
  * unacknowledged write has waited `ticksMax` ticks.

@@ -31,25 +31,10 @@ import {
 } from '@dsys/kit';
 import { type RaftConfig, validateRaftConfig } from '../config.js';
 import type { RaftMessage } from '../messages.js';
-import { type PersistAck, RaftCore, type RaftError, type Ready } from '../raft-core.js';
-import {
-  appendReadyRecords,
-  encodeEntriesRecord,
-  encodeHardStateRecord,
-  encodeSnapshot,
-  RaftRecoveryError,
-  recoverDurable,
-} from '../records.js';
-import { SyncNudge } from '../sync-nudge.js';
-import {
-  type ConfState,
-  EMPTY_CONF_STATE,
-  type Entry,
-  type HardState,
-  type LogIndex,
-  type RaftRole,
-  type Snapshot,
-} from '../types.js';
+import { RaftCore, type RaftError, type Ready } from '../raft-core.js';
+import { ReadyDriver, type ReadyHooks } from '../ready-driver.js';
+import { RaftRecoveryError, recoverDurable } from '../records.js';
+import { type ConfState, EMPTY_CONF_STATE, type Entry, type LogIndex, type RaftRole, type Snapshot } from '../types.js';
 import { type EtcdTxn, type EtcdTxnError, TXN_OPS_MAX, txnMayWrite } from './etcd-schema.js';
 import {
   type KvCommand,
@@ -168,19 +153,6 @@ interface PendingWrite {
   readonly key: string | null;
 }
 
-/** A step's storage work, gathered over all the core's Ready batches of that step. */
-interface StepWrite {
-  readonly records: Uint8Array[];
-  readonly acks: PersistAck[];
-  sync: boolean;
-  snapshot: boolean;
-  /**
-   * The write must be a synced barrier (see `persist`): it changes the term or the vote, or it records
-   * a commit index that covers a configuration entry.
-   */
-  barrier: boolean;
-}
-
 type ReadRequest = Extract<KvRequest, { type: 'get' | 'scan' | 'etcdRange' | 'etcdTxn' }>;
 
 interface PendingRead {
@@ -208,11 +180,6 @@ export class KvNode {
   private readonly pendingWrites = new Map<number, PendingWrite>();
   /** `sessionId:seq` -> index of the pending entry that carries that write. */
   private readonly pendingBySession = new Map<string, number>();
-  /** Promises (votes, acknowledgements) waiting for earlier writes that are still in flight. */
-  private deferred: {
-    readonly afterAck: number;
-    readonly messages: readonly { to: NodeId; message: RaftMessage }[];
-  }[] = [];
   /** Reads waiting for their read index, by the core's read id: the reads of one turn share one. */
   private readonly pendingReads = new Map<number, PendingRead[]>();
   /** Reads in `pendingReads`, over all batches. */
@@ -221,9 +188,6 @@ export class KvNode {
   private openReadBatch: { readId: number; term: number; committed: LogIndex; role: RaftRole } | null = null;
   private readsAwaitingApply: { index: LogIndex; read: PendingRead }[] = [];
   private readIdNext = 1;
-  /** Storage acks in flight: kit ack number -> the core's acks it covers. */
-  private readonly acks = new Map<number, readonly PersistAck[]>();
-  private ackNext = 1;
   private role: RaftRole;
   /** A snapshot the core is about to restore, decoded once when vetted. */
   private incomingSnapshot: { index: LogIndex; machine: KvStateMachine } | null = null;
@@ -248,9 +212,17 @@ export class KvNode {
   private readonly forwarded = new Map<number, ForwardedWrite>();
   private forwardSeqNext = 1;
   private ticks = 0;
-  /** The newest hard state in the records emitted so far (see `appendReadyRecords`). */
-  private writtenHard: HardState;
-  private readonly nudge: SyncNudge;
+  /** Ready output -> storage effects, sends and promises. */
+  private readonly storage: ReadyDriver<RaftMessage>;
+  private readonly readyHooks: ReadyHooks<RaftMessage, KvResponse> = {
+    handle: (ready, effects) => this.handleReady(ready, effects),
+    drained: (effects) => {
+      this.noticeRoleChange(effects);
+      this.flushedIndex = this.core.log.lastIndex();
+    },
+    localSnapshot: () =>
+      this.appliedIndex - this.core.log.snapshot.index >= this.config.snapshotEntries ? this.machine.snapshot() : null,
+  };
 
   constructor(context: NodeContext<KvConfig>) {
     const config = context.config;
@@ -261,8 +233,6 @@ export class KvNode {
     const recovered = recoverDurable(context.durable);
     if (!recovered.ok) throw recovered.error;
     const { hardState, snapshot, entries } = recovered.value;
-    this.writtenHard = hardState;
-    this.nudge = new SyncNudge(config.syncNudgeTicks);
     this.machine = this.machineFrom(snapshot);
     this.appliedIndex = snapshot?.meta.index ?? (0 as LogIndex);
     this.core = new RaftCore({
@@ -275,6 +245,7 @@ export class KvNode {
       bootstrapConfig: bootstrapConfig(context.id, config.initialVoters ?? context.peers),
       acceptSnapshot: (incoming) => this.vetSnapshot(incoming),
     });
+    this.storage = new ReadyDriver(this.core, hardState, config.syncNudgeTicks, (message) => message, 'KvNode');
     this.role = this.core.role;
     config.observer?.reset(this.id, this.appliedIndex);
   }
@@ -310,7 +281,7 @@ export class KvNode {
         this.ticks++;
         this.core.tick();
         this.expireForwarded(effects);
-        this.nudgeStorage(effects);
+        this.storage.tick(effects);
         break;
       case 'receive':
         // Our own flush note: the batch of requests is complete; `drain` below hands it to the core.
@@ -337,12 +308,7 @@ export class KvNode {
         }
         break;
       case 'persisted': {
-        const acks = this.acks.get(event.ack);
-        if (acks !== undefined) {
-          this.acks.delete(event.ack);
-          for (const ack of acks) this.core.persisted(ack);
-        }
-        this.releaseDeferred(effects);
+        this.storage.persisted(event.ack, effects);
         break;
       }
     }
@@ -660,63 +626,12 @@ export class KvNode {
   // ------------------------------------------------------------------------------------------
   // Core output -> effects
 
-  /**
-   * Turns every Ready the core has into effects. All of a step's storage work becomes ONE effect, after
-   * the sends and replies and before the promises: kit runs the effects behind a barrier only when the
-   * barrier is durable, while the next step's effects start at once, so a second storage effect behind
-   * the first could reach the disk after a later step's write (and a compaction could then drop it).
-   */
+  /** Turns every Ready the core has into effects (`ReadyDriver`). */
   private drain(effects: KvEffect[]): void {
     this.flushScheduled = false;
     // The read batch's request leaves with this drain: later reads need a request of their own.
     this.openReadBatch = null;
-    const write: StepWrite = { records: [], acks: [], sync: false, snapshot: false, barrier: false };
-    const promises: { to: NodeId; message: RaftMessage }[] = [];
-    /** Sends that must wait for this step's barrier (see below); null while none must. */
-    let held: { to: NodeId; message: RaftMessage }[] | null = null;
-    for (let rounds = 0; this.core.hasReady(); rounds++) {
-      assert(rounds < 1000, 'KvNode.drain: the core keeps producing output');
-      const ready = this.core.ready();
-      // A commit index that covers a configuration entry is made durable before anyone hears it. A
-      // node that told others (who then applied it) and forgot it in a crash would restart in the older
-      // configuration, where it may need the vote of a node the new one removed; that node, which may
-      // hold entries it never got, refuses it and cannot campaign itself: no leader, ever (sim seed
-      // 0xe02f87eec1f7983b: C_old {1,2}, C_new {2}; n2 forgot the commit of C_new, n1 had one more entry).
-      if (held === null && ready.committedEntries.some((entry) => entry.type === 'config')) held = [];
-      if (held !== null) held.push(...ready.messages);
-      else
-        for (const outgoing of ready.messages)
-          effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
-      this.handleReady(ready, effects);
-      if (ready.snapshot !== null) write.snapshot = true;
-      const hard = ready.hardState;
-      if (hard !== null && (hard.term !== this.writtenHard.term || hard.vote !== this.writtenHard.vote))
-        write.barrier = true;
-      this.writtenHard = appendReadyRecords(write.records, ready.entries, hard, this.writtenHard);
-      if (ready.persistAck !== null) write.acks.push(ready.persistAck);
-      if (ready.mustSync) write.sync = true;
-      promises.push(...ready.messagesAfterPersist);
-    }
-    this.noticeRoleChange(effects);
-    this.flushedIndex = this.core.log.lastIndex();
-    if (held !== null) {
-      write.barrier = true;
-      write.sync = true;
-    }
-    const barrier = this.persist(write, effects);
-    if (held !== null) {
-      assert(barrier, 'KvNode.drain: a committed configuration must be behind a barrier');
-      for (const outgoing of held) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
-    }
-    if (promises.length === 0) return;
-    if (barrier || this.acks.size === 0) {
-      // Behind this step's own synced write, or nothing is in flight at all.
-      for (const outgoing of promises) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
-      return;
-    }
-    // Nothing synced now, but earlier writes are still in flight: these promises may depend on them
-    // (a duplicate AppendEntries acknowledged again), so they wait for the newest one to be durable.
-    this.deferred.push({ afterAck: this.ackNext - 1, messages: promises });
+    this.storage.drain(effects, this.readyHooks);
   }
 
   /** Everything of a `Ready` but its messages and storage (`drain` does those). */
@@ -734,82 +649,6 @@ export class KvNode {
       }
     }
     this.serveReads(effects);
-  }
-
-  /** Sends deferred promises whose writes (every ack up to theirs) are now durable. */
-  private releaseDeferred(effects: KvEffect[]): void {
-    if (this.deferred.length === 0) return;
-    let oldestInFlight = Number.POSITIVE_INFINITY;
-    for (const ack of this.acks.keys()) if (ack < oldestInFlight) oldestInFlight = ack;
-    let released = 0;
-    for (const batch of this.deferred) {
-      if (batch.afterAck >= oldestInFlight) break;
-      for (const outgoing of batch.messages) effects.push({ type: 'send', to: outgoing.to, message: outgoing.message });
-      released++;
-    }
-    if (released > 0) this.deferred = this.deferred.slice(released);
-  }
-
-  /**
-   * Emits the step's single storage effect; true when it is a synced barrier. A received snapshot,
-   * or a log long enough to compact, turns it into a `compact` whose records (the whole retained tail
-   * and the hard state) supersede the step's appends.
-   */
-  private persist(write: StepWrite, effects: KvEffect[]): boolean {
-    const compactLocally =
-      !write.snapshot && this.appliedIndex - this.core.log.snapshot.index >= this.config.snapshotEntries;
-    if (compactLocally) this.core.compact(this.machine.snapshot());
-    if (write.snapshot || compactLocally) {
-      const tail = this.core.durableTail();
-      this.writtenHard = tail.hardState;
-      const snapshot = this.core.currentSnapshot();
-      const last = tail.entries[tail.entries.length - 1];
-      const ack = this.ackFor([
-        ...write.acks,
-        {
-          hardState: tail.hardState,
-          lastEntry: last === undefined ? null : { index: last.index, term: last.term },
-          snapshotIndex: snapshot.meta.index,
-        },
-      ]);
-      effects.push({ type: 'compact', snapshot: encodeSnapshot(snapshot), records: tailRecords(tail), ack });
-      return true;
-    }
-    if (write.barrier) {
-      // A new term or vote stays a barrier: a node that became leader must not send AppendEntries of a
-      // term it could forget in a crash (restarted in the old term, it could vote in a second leader of
-      // the same term, whose entries would then share (index, term) with ours: log matching broken).
-      // So does a commit index that covers a configuration entry (see `drain`).
-      effects.push({ type: 'persist', records: write.records, sync: true, ack: this.ackFor(write.acks) });
-      return true;
-    }
-    if (write.records.length === 0 && write.acks.length === 0) return false;
-    if (!write.sync) {
-      // Only the commit index changed: no promise depends on it, so it rides unsynced.
-      effects.push({ type: 'persist', records: write.records, sync: false });
-      return false;
-    }
-    // Entries only: acknowledged once durable, but not a barrier. What depends on this node's own log
-    // being durable, Raft's promises (votes, AppendEntries acknowledgements), waits in `deferred` for
-    // this ack; replies show committed state (durable on a majority) and the core applies an entry only
-    // once it is durable here. So a leader's AppendEntries and commit notices, and replies to earlier
-    // writes, never queue behind this fsync (Raft dissertation §10.2.1: the leader writes its log in
-    // parallel with replicating it). runtime-node fsyncs at once for an awaited ack (group commit);
-    // `SyncNudge` covers drivers that sync only when asked.
-    effects.push({ type: 'persist', records: write.records, sync: false, ack: this.ackFor(write.acks) });
-    return false;
-  }
-
-  private nudgeStorage(effects: KvEffect[]): void {
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const ack of this.acks.keys()) if (ack < oldest) oldest = ack;
-    if (this.nudge.tick(oldest)) effects.push({ type: 'persist', records: [], sync: true });
-  }
-
-  private ackFor(acks: readonly PersistAck[]): number {
-    const number = this.ackNext++;
-    this.acks.set(number, acks);
-    return number;
   }
 
   private restoreMachine(snapshot: Snapshot): void {
@@ -1001,16 +840,6 @@ export class KvNode {
     assert(this.pendingBySession.size <= this.pendingWrites.size, 'kv: session index larger than pending writes');
     assert(this.forwarded.size <= this.config.pendingProposalsMax, 'kv: forwarded writes over the limit');
   }
-}
-
-function tailRecords(tail: {
-  hardState: Parameters<typeof encodeHardStateRecord>[0];
-  entries: readonly Entry[];
-}): Uint8Array[] {
-  const records: Uint8Array[] = [];
-  if (tail.entries.length > 0) records.push(encodeEntriesRecord(tail.entries));
-  records.push(encodeHardStateRecord(tail.hardState));
-  return records;
 }
 
 function responseFor(pending: PendingWrite, entry: Entry, result: KvApplyResult | null): KvResponse {
