@@ -10,35 +10,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { EtcdOp, EtcdTxn, RangeQuery } from '../../src/kv/etcd-schema.js';
+import type { EtcdTxn } from '../../src/kv/etcd-schema.js';
+import { put, query, text } from '../support/etcd-ops.js';
 import { Trio } from '../support/trio.js';
 
-const bytes = (text: string) => new TextEncoder().encode(text);
-const text = (value: Uint8Array) => new TextDecoder().decode(value);
-
-const put = (key: string, value: string): EtcdOp => ({
-  type: 'put',
-  key: bytes(key),
-  value: bytes(value),
-  prevKv: false,
-  ignoreValue: false,
-  ignoreLease: false,
-});
 const putTxn = (key: string, value: string): EtcdTxn => ({ compare: [], success: [put(key, value)], failure: [] });
-const query = (key: string): RangeQuery => ({
-  key: bytes(key),
-  rangeEnd: new Uint8Array(0),
-  limit: 0,
-  revision: 0,
-  sortOrder: 'none',
-  sortTarget: 'key',
-  keysOnly: false,
-  countOnly: false,
-  minModRevision: 0,
-  maxModRevision: 0,
-  minCreateRevision: 0,
-  maxCreateRevision: 0,
-});
 
 describe('etcd writes at any member', () => {
   test('a follower forwards its batch in one message and answers once the write applied there', () => {

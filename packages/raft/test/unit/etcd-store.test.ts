@@ -14,37 +14,8 @@ import type { Compare, EtcdOp, EtcdTxn, RangeQuery } from '../../src/kv/etcd-sch
 import { txnMayWrite } from '../../src/kv/etcd-schema.js';
 import { KvStateMachine } from '../../src/kv/state-machine.js';
 import { KeyValueStore, txnRequestProblem } from '../../src/kv/store.js';
+import { bytes, put, query, text } from '../support/etcd-ops.js';
 
-const bytes = (text: string) => new TextEncoder().encode(text);
-const text = (value: Uint8Array) => new TextDecoder().decode(value);
-
-function query(key: string, overrides: Partial<RangeQuery> = {}): RangeQuery {
-  return {
-    key: bytes(key),
-    rangeEnd: new Uint8Array(0),
-    limit: 0,
-    revision: 0,
-    sortOrder: 'none',
-    sortTarget: 'key',
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...overrides,
-  };
-}
-
-const put = (key: string, value: string, extra: Partial<Extract<EtcdOp, { type: 'put' }>> = {}): EtcdOp => ({
-  type: 'put',
-  key: bytes(key),
-  value: bytes(value),
-  prevKv: false,
-  ignoreValue: false,
-  ignoreLease: false,
-  ...extra,
-});
 const del = (key: string, rangeEnd = '', prevKv = false): EtcdOp => ({
   type: 'deleteRange',
   key: bytes(key),
