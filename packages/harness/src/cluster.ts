@@ -372,11 +372,32 @@ function linkKey(from: number, to: number): string {
   return `${from}->${to}`;
 }
 
-/** Starts a cluster and waits until every node is ready; on failure stops whatever started, then throws. */
+/** How many times `startCluster` tries fresh ports when a node lost its allocated port to someone else. */
+const PORT_RACE_ATTEMPTS = 3;
+
+/**
+ * Starts a cluster and waits until every node is ready; on failure stops whatever started, then throws.
+ * With allocated ports and a temp data dir (no `basePort`, no `dataDir`), a node that could not bind
+ * its port because another process took it after allocation (EADDRINUSE in its log) makes the whole
+ * start repeat on fresh ports and a fresh dir.
+ */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   if (!Number.isSafeInteger(options.nodes) || options.nodes < 1) {
     throw new RangeError(`nodes must be a positive integer, got ${options.nodes}`);
   }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(options);
+    } catch (error) {
+      const portTaken = error instanceof HarnessError && error.logTail.some((line) => line.includes('EADDRINUSE'));
+      // A given data dir may hold what the failed attempt wrote; only a fresh temp dir is safe to redo.
+      const redoable = options.basePort === undefined && options.dataDir === undefined;
+      if (!portTaken || !redoable || attempt >= PORT_RACE_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startClusterOnce(options: ClusterOptions): Promise<Cluster> {
   const ids = Array.from({ length: options.nodes }, (_, index) => index + 1);
   const dataDir =
     options.dataDir !== undefined ? resolve(options.dataDir) : await mkdtemp(join(tmpdir(), 'dsys-cluster-'));

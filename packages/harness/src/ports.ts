@@ -2,14 +2,18 @@
  * Loopback port allocation.
  *
  * Two schemes:
- * - `allocatePorts(n)`: the kernel picks free ports (bind to port 0). All n listeners are held open
- *   together so the n ports are distinct, then closed so the node processes can bind them. Between that
- *   close and the node's own bind another process could take a port; on a test machine that is rare,
- *   and it shows up as a node failing to become ready with EADDRINUSE in its log tail.
+ * - `allocatePorts(n)`: n distinct ports that are free now. All n listeners are held open together so
+ *   the ports are distinct, then closed so the node processes can bind them. Between that close and
+ *   the node's own bind another process could take a port. The ports are drawn at random from below
+ *   the kernel's ephemeral range (`ip_local_port_range`), because every outgoing connection on the
+ *   machine takes its local port from that range: a test suite that opens thousands of connections
+ *   while it starts clusters would otherwise, now and then, have a client socket land on a port a node
+ *   was about to bind (the node then exits with EADDRINUSE). `startCluster` also retries on that error.
  * - `basePortLayout(base, n)`: fixed ports for `dsys <system> up --base-port P`, so that client
  *   addresses are predictable: node i (1-based) serves clients on P+i-1 and peers on P+100+i-1.
  *   `assertPortsFree` checks them first so a clash is reported before any process starts.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { LOOPBACK } from './endpoint.js';
 
@@ -42,12 +46,45 @@ function boundPort(server: Server): number {
   return address.port;
 }
 
-/** `count` distinct ports that were free a moment ago. */
+/** Ports below this are left alone: well-known services and dsys's own `--base-port` defaults. */
+const LOWEST_ALLOCATED_PORT = 20_000;
+
+/** The first port of the kernel's ephemeral range, or null when it cannot be read (not Linux). */
+function ephemeralRangeStart(): number | null {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    const port = Number(low);
+    return Number.isSafeInteger(port) && port > 0 ? port : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Tries random ports in [low, high) until one binds; null after `attempts` tries. */
+async function listenOnRandomPort(low: number, high: number, host: string, attempts: number): Promise<Server | null> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    try {
+      return await listen(port, host);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE' && code !== 'EACCES') throw error;
+    }
+  }
+  return null;
+}
+
+/** `count` distinct ports that were free a moment ago (outside the ephemeral range where possible). */
 export async function allocatePorts(count: number, host: string = LOOPBACK): Promise<number[]> {
   if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer: ${count}`);
+  const ephemeralStart = ephemeralRangeStart();
+  const roomBelow = ephemeralStart !== null && ephemeralStart - LOWEST_ALLOCATED_PORT >= 1000;
   const servers: Server[] = [];
   try {
-    for (let i = 0; i < count; i++) servers.push(await listen(0, host));
+    for (let i = 0; i < count; i++) {
+      const server = roomBelow ? await listenOnRandomPort(LOWEST_ALLOCATED_PORT, ephemeralStart, host, 50) : null;
+      servers.push(server ?? (await listen(0, host)));
+    }
     return servers.map(boundPort);
   } finally {
     await Promise.all(servers.map(close));

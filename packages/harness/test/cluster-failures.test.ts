@@ -4,9 +4,12 @@
  * unexpected), and the fixed `--base-port` layout with its port-clash check.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { describe, test } from 'node:test';
 import {
+  allocatePorts,
   assertPortsFree,
   BASE_PORT_PEER_OFFSET,
   basePortLayout,
@@ -119,6 +122,46 @@ describe('Cluster failures', () => {
       );
     } finally {
       await cluster.stopAll();
+    }
+  });
+
+  test("a port taken between allocation and the node's bind makes startCluster retry on fresh ports", async () => {
+    // The race, made certain: the first time node 1 is launched, its client port is taken just before.
+    let squatter: Server | null = null;
+    let squatterListening: Promise<unknown> = Promise.resolve();
+    const squattedPorts: number[] = [];
+    const cluster = await startCluster({
+      nodes: 2,
+      proxies: false,
+      command: (node) => {
+        if (node.id === 1 && squatter === null) {
+          squatter = createServer();
+          squatterListening = once(squatter, 'listening');
+          squatter.listen(node.clientAddress.port, node.clientAddress.host);
+          squattedPorts.push(node.clientAddress.port);
+        }
+        return relayCommand()(node);
+      },
+    });
+    try {
+      await squatterListening;
+      assert.equal(squattedPorts.length, 1);
+      assert.notEqual(cluster.spec(1).clientAddress.port, squattedPorts[0], 'the second attempt has fresh ports');
+      assert.equal(await request(cluster.endpoint(1), 'ping'), 'pong');
+      assert.equal(await request(cluster.endpoint(1), 'starts'), '1', 'a fresh data dir, not the failed one');
+    } finally {
+      await cluster.stopAll();
+      squatter!.close();
+    }
+    assert.deepEqual(liveChildren(), []);
+  });
+
+  test("allocatePorts: distinct ports below the kernel's ephemeral range, where outgoing connections take theirs", async () => {
+    const ports = await allocatePorts(40);
+    assert.equal(new Set(ports).size, 40);
+    const range = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (range[0]! > 21_000) {
+      for (const port of ports) assert.ok(port >= 20_000 && port < range[0]!, `port ${port}`);
     }
   });
 
