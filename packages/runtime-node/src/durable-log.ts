@@ -24,6 +24,7 @@
  * torn tail from a crash mid-write and is truncated (logged); a damaged record followed by a valid
  * one is corruption of durable bytes, and `open` fails with an error naming the file and offset.
  */
+import { writeSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { assert, type Durable, encodeRecords, errorMessage, RECORD_HEADER_BYTES, scanRecords } from '@dsys/kit';
@@ -112,6 +113,26 @@ async function createDirectoryDurably(dir: string): Promise<void> {
   for (let created = resolve(dir); ; created = dirname(created)) {
     await fsyncDirectory(dirname(created));
     if (created === resolve(first)) return;
+  }
+}
+
+/**
+ * Writes up to this many bytes with a plain `write` on the event loop instead of the thread pool. A
+ * small write only copies into the page cache (tens of microseconds), while a round trip through the
+ * thread pool wakes a pool thread and then the loop: 0.1 to 0.35 ms on a busy 2-core machine, seen
+ * on a Raft follower between receiving entries and acknowledging them. On a 3-member coord ensemble
+ * the median create, one at a time, went from 2.5-2.6 to 2.0-2.1 ms. Bigger batches still go to the
+ * pool, so the loop never stalls long.
+ */
+const INLINE_WRITE_BYTES_MAX = 64 * 1024;
+
+/** `write` until every byte is in, on the event loop (for small writes only, see above). */
+function writeAllNow(handle: FileHandle, bytes: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < bytes.length) {
+    const bytesWritten = writeSync(handle.fd, bytes, written, bytes.length - written, position + written);
+    assert(bytesWritten > 0, 'writeAllNow: write made no progress');
+    written += bytesWritten;
   }
 }
 
@@ -392,7 +413,8 @@ export class DurableLog {
   private kick(): void {
     if (this.writing !== null || this.failure !== null) return;
     // Start on a microtask so that every append of the current synchronous burst (all persists of
-    // one step, all appenders woken by the last fsync) joins the first write.
+    // one step, all appenders woken by the last fsync) joins the first write. That also puts the
+    // write after the sends of the step that queued it (the sends first: fdatasync costs CPU here).
     this.writing = Promise.resolve()
       .then(() => this.runWriter())
       .finally(() => {
@@ -417,7 +439,8 @@ export class DurableLog {
         const throughTicket = batch.length > 0 ? batch[batch.length - 1]!.ticket : this.writtenTicket;
         const sync = batch.some((op) => op.sync) || this.hasWaiterThrough(throughTicket);
         if (batch.length === 0 && !sync) return;
-        if (batch.length > 0) await this.writeBatch(batch);
+        // A small batch is written on the event loop and its fdatasync submitted with no hop between.
+        if (batch.length > 0 && !this.writeBatchInline(batch)) await this.writeBatch(batch);
         this.writtenTicket = throughTicket;
         if (sync && throughTicket > this.syncedTicketNow) await this.syncThrough(throughTicket, batch);
       }
@@ -433,6 +456,20 @@ export class DurableLog {
     const batch = this.queue.splice(0, count) as Extract<Operation, { kind: 'append' }>[];
     for (const op of batch) this.queuedBytesNow -= op.bytes;
     return batch;
+  }
+
+  /** Writes the batch with one synchronous `write` if it is small; false (nothing done) otherwise. */
+  private writeBatchInline(batch: readonly Extract<Operation, { kind: 'append' }>[]): boolean {
+    let bytes = 0;
+    for (const op of batch) bytes += op.bytes;
+    if (bytes > INLINE_WRITE_BYTES_MAX) return false;
+    const records = batch.flatMap((op) => op.records);
+    const encoded = encodeRecords(records);
+    writeAllNow(this.handle, encoded, this.segmentBytes);
+    this.segmentBytes += encoded.length;
+    this.metrics?.bytesAppended.inc(encoded.length);
+    this.metrics?.recordsAppended.inc(records.length);
+    return true;
   }
 
   private async writeBatch(batch: readonly Extract<Operation, { kind: 'append' }>[]): Promise<void> {
@@ -463,7 +500,8 @@ export class DurableLog {
   }
 
   private async syncThrough(ticketThrough: number, batch: readonly Extract<Operation, { kind: 'append' }>[]) {
-    await this.hooks.beforeSync?.({ ticketThrough });
+    const held = this.hooks.beforeSync?.({ ticketThrough });
+    if (held !== undefined) await held;
     const started = performance.now();
     await this.handle.datasync();
     this.metrics?.fsyncs.inc();

@@ -60,6 +60,26 @@ test('append, sync, reopen: records come back in order; unsynced ones are flushe
   });
 });
 
+test('small batches (written on the event loop) and large ones (thread pool, in pieces) interleave in order', async () => {
+  await withDir('log-sizes', async (dir) => {
+    // writeBytesMax 100 KiB: the 300 KiB batch goes out in several writes, the 70 KiB one in one
+    // pool write, the small ones inline; what comes back is every record, in append order.
+    const { log } = await DurableLog.open({ dir, writeBytesMax: 100 * 1024 });
+    const sizes = [10, 300 * 1024, 1, 70 * 1024, 64 * 1024 - RECORD_HEADER_BYTES, 5, 40 * 1024, 40 * 1024];
+    const records = sizes.map((size, index) => new Uint8Array(size).fill(index + 1));
+    for (const [index, record] of records.entries()) {
+      if (index % 3 === 2) await log.appendAndWait([record]);
+      else log.append([record], false);
+    }
+    await log.close();
+    const recovered = await reopen(dir);
+    assert.deepEqual(
+      recovered.records.map((record) => [record.length, record[0] ?? 0]),
+      sizes.map((size, index) => [size, size === 0 ? 0 : index + 1]),
+    );
+  });
+});
+
 test('group commit: 64 concurrent appenders share a handful of fsyncs', async () => {
   await withDir('log-group', async (dir) => {
     const registry = new MetricsRegistry();
