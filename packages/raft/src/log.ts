@@ -183,9 +183,16 @@ export class RaftLog {
     if (this.term(index) === term) this.persisted = index;
   }
 
-  /** Committed entries that are durable here and not yet applied (handing them out marks them applied). */
+  /**
+   * Committed entries not yet applied (handing them out marks them applied). They need not be durable
+   * here yet: committed means durable on a quorum, which is what a reply to a client promises, so a
+   * node whose own fsync is slower than the quorum's applies and answers without waiting for it (as
+   * etcd/raft hands out committed entries that are still in its unstable log). A crash before the
+   * local write loses nothing: the entry comes back from the others, and a snapshot taken at the
+   * applied index is written together with the log tail after it (`ReadyDriver`).
+   */
   takeCommitted(bytesMax: number): Entry[] {
-    const through = Math.min(this.committed, this.persisted);
+    const through = this.committed;
     if (through <= this.applied) return [];
     const out = this.slice(this.applied + 1, through, bytesMax);
     this.applied = out[out.length - 1]!.index;
@@ -193,7 +200,7 @@ export class RaftLog {
   }
 
   hasCommittedToApply(): boolean {
-    return Math.min(this.committed, this.persisted) > this.applied;
+    return this.committed > this.applied;
   }
 
   /** Bytes of entries after `index` (the leader's uncommitted tail). */

@@ -133,7 +133,19 @@ export const raftMessageSchema = s.union('type', {
     /** Set by a leadership transfer: voters skip their leader lease (dissertation §3.10). */
     transfer: s.bool,
   }),
-  requestVoteResponse: s.struct({ term: termSchema, preVote: s.bool, granted: s.bool }),
+  /**
+   * `commitIndex`/`commitTerm`: the responder's commit point as far as the candidate's log reaches
+   * (0/0: none). Entry (commitIndex, commitTerm) is committed, so a candidate holding that same entry
+   * may commit through it (Log Matching). It unsticks a candidate that missed the commit of a
+   * configuration change and still counts the vote of a member the change removed (`commitHintFor`).
+   */
+  requestVoteResponse: s.struct({
+    term: termSchema,
+    preVote: s.bool,
+    granted: s.bool,
+    commitIndex: indexSchema,
+    commitTerm: termSchema,
+  }),
   /** Empty AppendEntries in etcd's form: carries commit and a round number for ReadIndex and leases. */
   heartbeat: s.struct({ term: termSchema, commit: indexSchema, round: uint }),
   heartbeatResponse: s.struct({ term: termSchema, round: uint }),

@@ -141,6 +141,8 @@ export interface RaftCounters {
 const FORWARDED_READ_TIMEOUT_ELECTIONS = 2;
 /** Heartbeat intervals without chunk acknowledgements before a snapshot transfer rewinds. */
 const SNAPSHOT_STALL_BEATS = 4;
+const NO_COMMIT_HINT = { commitIndex: LogIndex(0), commitTerm: Term(0) } as const;
+
 /** Most committed bytes handed out for application in one batch (the rest in the next batches). */
 const APPLY_BYTES_MAX = 16 * 1024 * 1024;
 
@@ -396,7 +398,13 @@ export class RaftCore {
       });
     } else if (message.type === 'requestVote' && message.preVote) {
       // Let the pre-candidate learn our higher term, or it would keep asking.
-      this.send(from, { type: 'requestVoteResponse', term: this.term, preVote: true, granted: false });
+      this.send(from, {
+        type: 'requestVoteResponse',
+        term: this.term,
+        preVote: true,
+        granted: false,
+        ...this.commitHintFor(message.lastIndex),
+      });
     }
   }
 
@@ -799,10 +807,38 @@ export class RaftCore {
     }
     // A granted pre-vote answers in the candidate's future term so that it does not step down.
     const term = granted && message.preVote ? message.term : this.term;
-    this.send(from, { type: 'requestVoteResponse', term, preVote: message.preVote, granted });
+    const hint = granted ? NO_COMMIT_HINT : this.commitHintFor(message.lastIndex);
+    this.send(from, { type: 'requestVoteResponse', term, preVote: message.preVote, granted, ...hint });
+  }
+
+  /**
+   * What we know to be committed, up to `lastIndex` (the asker's last entry), as an (index, term) the
+   * asker can check against its own log. Sent with a refused vote: a candidate that missed the commit
+   * of a configuration change (a removed leader's successor that got TimeoutNow before the commit
+   * index, then crashed) keeps campaigning under the joint configuration and needs the vote of the
+   * removed member, who refuses it once it holds a longer log and never campaigns itself (it is no
+   * voter in its committed configuration). With the hint the candidate commits and applies the new
+   * configuration, and wins without that vote (sim seed 0xc00d5583c8b94004).
+   */
+  private commitHintFor(lastIndex: number): { commitIndex: LogIndex; commitTerm: Term } {
+    const index = Math.min(this.log.committed, lastIndex);
+    const term = this.log.term(index);
+    if (index <= 0 || term === undefined) return NO_COMMIT_HINT;
+    return { commitIndex: LogIndex(index), commitTerm: term };
   }
 
   private handleVoteResponse(from: NodeId, message: Extract<RaftMessage, { type: 'requestVoteResponse' }>): void {
+    // Committed is committed, whoever says it; our entry at that index having that term means our log
+    // through it is the responder's (Log Matching), so it is committed here too. Never on a leader:
+    // a leader learns commitment only from its own count.
+    if (
+      this.role !== 'leader' &&
+      message.commitIndex > this.log.committed &&
+      message.commitIndex <= this.log.lastIndex() &&
+      this.log.term(message.commitIndex) === message.commitTerm
+    ) {
+      this.log.commitTo(message.commitIndex);
+    }
     const expected = message.preVote ? 'preCandidate' : 'candidate';
     if (this.role !== expected) {
       this.drop('vote response in another role');

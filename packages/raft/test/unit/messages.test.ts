@@ -35,7 +35,14 @@ const samples: RaftMessage[] = [
     hintTerm: Term(2),
   },
   { type: 'requestVote', term: Term(4), lastIndex: LogIndex(9), lastTerm: Term(3), preVote: true, transfer: false },
-  { type: 'requestVoteResponse', term: Term(4), preVote: false, granted: true },
+  {
+    type: 'requestVoteResponse',
+    term: Term(4),
+    preVote: false,
+    granted: false,
+    commitIndex: LogIndex(7),
+    commitTerm: Term(3),
+  },
   { type: 'heartbeat', term: Term(4), commit: LogIndex(8), round: 77 },
   { type: 'heartbeatResponse', term: Term(4), round: 77 },
   {

@@ -111,13 +111,13 @@ describe('§5.2 leader election', () => {
     assert.equal(first.messages.length, 0, 'nothing goes out before the write');
     assert.deepEqual(
       first.messagesAfterPersist.map((m) => [m.to, m.message]),
-      [[2, { type: 'requestVoteResponse', term: 1, preVote: false, granted: true }]],
+      [[2, { type: 'requestVoteResponse', term: 1, preVote: false, granted: true, commitIndex: 0, commitTerm: 0 }]],
     );
     core.step(n(3), vote(1, 0, 0));
     const second = core.ready();
     assert.deepEqual(
       second.messagesAfterPersist.map((m) => m.message),
-      [{ type: 'requestVoteResponse', term: 1, preVote: false, granted: false }],
+      [{ type: 'requestVoteResponse', term: 1, preVote: false, granted: false, commitIndex: 0, commitTerm: 0 }],
     );
     assert.equal(core.vote, 2);
   });
