@@ -251,6 +251,15 @@ PHASES.push({
   spread: true,
   issue: (c, n, done) => c.getData(`/bench/k${n % 16}`, done),
 });
+/** `--phases create,setData` keeps the phases whose name contains one of the words (for investigations). */
+const phaseFilter = process.argv.indexOf('--phases');
+if (phaseFilter >= 0) {
+  const words = (process.argv[phaseFilter + 1] ?? '').split(',').filter((word) => word.length > 0);
+  if (words.length === 0) throw new Error('--phases takes a comma-separated list of words');
+  const kept = PHASES.filter((p) => words.some((word) => p.name.includes(word)));
+  if (kept.length === 0) throw new Error(`--phases ${words.join(',')} matches no phase`);
+  PHASES.splice(0, PHASES.length, ...kept);
+}
 
 type PhaseResult = { opsPerSecond: number; p50: number; p99: number; errors: number };
 
@@ -322,7 +331,7 @@ async function runBoth(
     results.set(p.name, summary);
     const ratios = [...pairedRatios].sort((a, b) => a - b);
     console.log(
-      `  ${p.name}: dsys ${Math.round(summary.ours.opsPerSecond)} ops/s p99 ${summary.ours.p99.toFixed(1)} ms | zookeeper ${Math.round(summary.theirs.opsPerSecond)} ops/s p99 ${summary.theirs.p99.toFixed(1)} ms | paired ratio median ${median(ratios).toFixed(2)} (${ratios[0]!.toFixed(2)}-${ratios[ratios.length - 1]!.toFixed(2)}) (errors ${summary.ours.errors}/${summary.theirs.errors})`,
+      `  ${p.name}: dsys ${Math.round(summary.ours.opsPerSecond)} ops/s p50 ${summary.ours.p50.toFixed(2)} p99 ${summary.ours.p99.toFixed(1)} ms | zookeeper ${Math.round(summary.theirs.opsPerSecond)} ops/s p50 ${summary.theirs.p50.toFixed(2)} p99 ${summary.theirs.p99.toFixed(1)} ms | paired ratio median ${median(ratios).toFixed(2)} (${ratios[0]!.toFixed(2)}-${ratios[ratios.length - 1]!.toFixed(2)}) (errors ${summary.ours.errors}/${summary.theirs.errors})`,
     );
   }
   return results;
