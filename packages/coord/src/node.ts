@@ -243,7 +243,16 @@ export class CoordNode {
         this.onTick(effects);
         break;
       case 'receive':
-        this.onMessage(event.from, event.message, effects);
+        if (event.message.type === 'forward') {
+          // The acknowledgement goes after the AppendEntries that carry these writes: the followers'
+          // fsyncs are on the write's critical path, the acknowledgement (flow control) is not.
+          const acks: CoordEffect[] = [];
+          this.onForward(event.from, event.message, acks);
+          this.drain(effects);
+          effects.push(...acks);
+        } else {
+          this.onMessage(event.from, event.message, effects);
+        }
         break;
       case 'request':
         this.onRequest(event.client, event.requestId, event.request, effects);

@@ -149,6 +149,12 @@ export const raftMessageSchema = s.union('type', {
   /** Empty AppendEntries in etcd's form: carries commit and a round number for ReadIndex and leases. */
   heartbeat: s.struct({ term: termSchema, commit: indexSchema, round: uint }),
   heartbeatResponse: s.struct({ term: termSchema, round: uint }),
+  /**
+   * A new commit index for a follower that already has every entry sent to it: what an empty
+   * AppendEntries would say, without an answer (it would carry nothing the leader does not know).
+   * `commit` is at most the follower's match, as in a heartbeat.
+   */
+  commit: s.struct({ term: termSchema, commit: indexSchema }),
   /** Dissertation §5.3 / Figure 13 InstallSnapshot, sent in chunks of `snapshotChunkBytes`. */
   installSnapshot: s.struct({
     term: termSchema,
@@ -202,6 +208,8 @@ export function describeMessage(message: RaftMessage): string {
       return `${message.preVote ? 'preVoteResp' : 'voteResp'} t${message.term} ${message.granted ? 'granted' : 'rejected'}`;
     case 'heartbeat':
       return `hb t${message.term} commit=${message.commit} round=${message.round}`;
+    case 'commit':
+      return `commit t${message.term} commit=${message.commit}`;
     case 'heartbeatResponse':
       return `hbResp t${message.term} round=${message.round}`;
     case 'installSnapshot':

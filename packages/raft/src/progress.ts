@@ -88,6 +88,8 @@ export class Progress {
   recentActive = false;
   /** Highest heartbeat round this follower has answered in the current term (ReadIndex, leases). */
   ackedRound = 0;
+  /** The last commit index sent to this follower in a `commit` notice (to send each one once). */
+  committedSent = 0;
   snapshot: SnapshotTransfer | null = null;
   readonly inflights: Inflights;
 

@@ -327,6 +327,7 @@ export class RaftCore {
         return;
       case 'appendEntries':
       case 'heartbeat':
+      case 'commit':
       case 'installSnapshot':
         this.stepFromLeader(from, message);
         return;
@@ -374,7 +375,10 @@ export class RaftCore {
       return true;
     }
     const fromLeader =
-      message.type === 'appendEntries' || message.type === 'heartbeat' || message.type === 'installSnapshot';
+      message.type === 'appendEntries' ||
+      message.type === 'heartbeat' ||
+      message.type === 'commit' ||
+      message.type === 'installSnapshot';
     this.becomeFollower(message.term, fromLeader ? from : null);
     return true;
   }
@@ -383,7 +387,7 @@ export class RaftCore {
     this.counters.staleTermMessages++;
     if (
       (this.config.checkQuorum || this.config.preVote) &&
-      (message.type === 'appendEntries' || message.type === 'heartbeat')
+      (message.type === 'appendEntries' || message.type === 'heartbeat' || message.type === 'commit')
     ) {
       // etcd: a leader of an older term is talking to us; maybe we raised our term while partitioned
       // and can no longer win (pre-vote or lease keep us out). Tell it our term so it steps down and
@@ -877,7 +881,7 @@ export class RaftCore {
 
   private stepFromLeader(
     from: NodeId,
-    message: Extract<RaftMessage, { type: 'appendEntries' | 'heartbeat' | 'installSnapshot' }>,
+    message: Extract<RaftMessage, { type: 'appendEntries' | 'heartbeat' | 'commit' | 'installSnapshot' }>,
   ): void {
     if (this.role === 'leader') {
       // Two leaders in one term would break election safety; the message is bogus. Count it.
@@ -890,6 +894,7 @@ export class RaftCore {
     this.electionElapsed = 0;
     if (message.type === 'appendEntries') this.handleAppendEntries(from, message);
     else if (message.type === 'heartbeat') this.handleHeartbeat(from, message);
+    else if (message.type === 'commit') this.log.commitTo(LogIndex(Math.min(message.commit, this.log.lastIndex())));
     else this.handleSnapshotChunk(from, message);
   }
 
@@ -1179,6 +1184,20 @@ export class RaftCore {
     const entries =
       progress.next <= last && !throttled ? this.log.slice(progress.next, last, this.config.maxSizePerMsgBytes) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
+    if (entries.length === 0 && progress.state === 'replicate' && progress.match === prevIndex && !throttled) {
+      // The follower has everything and nothing is in flight: all an empty append would tell it is
+      // the commit index, and its answer would tell us nothing. Send just that, unanswered (one
+      // message per write per follower less: the commit round of every write sent one).
+      if (progress.committedSent < this.log.committed) {
+        progress.committedSent = this.log.committed;
+        this.send(to, {
+          type: 'commit',
+          term: this.term,
+          commit: LogIndex(Math.min(progress.match, this.log.committed)),
+        });
+      }
+      return true;
+    }
     let bytes = 0;
     for (const entry of entries) bytes += entryPayloadBytes(entry) + ENTRY_OVERHEAD_BYTES;
     this.send(to, { type: 'appendEntries', term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
