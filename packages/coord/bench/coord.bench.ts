@@ -251,13 +251,16 @@ PHASES.push({
   spread: true,
   issue: (c, n, done) => c.getData(`/bench/k${n % 16}`, done),
 });
-/** `--phases create,setData` keeps the phases whose name contains one of the words (for investigations). */
+/**
+ * `--phases 'create, 1 in|setData, 1 in'` keeps the phases whose name contains one of the
+ * '|'-separated texts (for investigations; phase names contain commas).
+ */
 const phaseFilter = process.argv.indexOf('--phases');
 if (phaseFilter >= 0) {
-  const words = (process.argv[phaseFilter + 1] ?? '').split(',').filter((word) => word.length > 0);
-  if (words.length === 0) throw new Error('--phases takes a comma-separated list of words');
+  const words = (process.argv[phaseFilter + 1] ?? '').split('|').filter((word) => word.length > 0);
+  if (words.length === 0) throw new Error("--phases takes texts separated by '|'");
   const kept = PHASES.filter((p) => words.some((word) => p.name.includes(word)));
-  if (kept.length === 0) throw new Error(`--phases ${words.join(',')} matches no phase`);
+  if (kept.length === 0) throw new Error(`--phases ${words.join('|')} matches no phase`);
   PHASES.splice(0, PHASES.length, ...kept);
 }
 
