@@ -378,12 +378,25 @@ async function main(): Promise<void> {
       rows.push(row(p.name, 'p99 latency', 'ms', a.p99, { name: PEER, value: b.p99 }, false));
     }
     // Reads at a follower never touch the leader: count the leader's forwarded items around a read phase.
-    const leaderBefore = await fourLetter(coord.ports[leaderIndex]!, 'mntr');
+    const modesNow = await Promise.all(coord.ports.map((port) => fourLetter(port, 'mntr')));
+    const leaderNow = modesNow.findIndex((text) => /zk_server_state\tleader/.test(text));
+    if (leaderNow !== leaderIndex) {
+      console.log(`note: the dsys leader changed during the run (member ${leaderIndex + 1} -> ${leaderNow + 1})`);
+    }
+    if (leaderNow < 0 || leaderNow === followerIndex) throw new Error('no stable dsys leader for the message count');
+    const leaderBefore = await fourLetter(coord.ports[leaderNow]!, 'mntr');
     const followerBefore = await fourLetter(coordFollower, 'mntr');
     const client = await connectClient(coordFollower);
     await phase([client], 64, (c, n, done) => c.getData(`/bench/k${n % 16}`, done));
     client.close();
-    const leaderAfter = await fourLetter(coord.ports[leaderIndex]!, 'mntr');
+    // The close is sent without waiting for its answer; give it a moment to reach the leader.
+    await waitFor(
+      async () =>
+        mntr(await fourLetter(coord.ports[leaderNow]!, 'mntr'), 'zk_forward_items_received') >=
+        mntr(leaderBefore, 'zk_forward_items_received') + 2,
+      { timeoutMs: 3000, description: 'the session close reaches the leader' },
+    ).catch(() => undefined);
+    const leaderAfter = await fourLetter(coord.ports[leaderNow]!, 'mntr');
     const followerAfter = await fourLetter(coordFollower, 'mntr');
     const forwarded = mntr(leaderAfter, 'zk_forward_items_received') - mntr(leaderBefore, 'zk_forward_items_received');
     const servedLocally = mntr(followerAfter, 'zk_local_reads_served') - mntr(followerBefore, 'zk_local_reads_served');
