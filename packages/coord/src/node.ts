@@ -222,7 +222,7 @@ export class CoordNode {
       this.core,
       hardState,
       this.config.syncNudgeTicks,
-      (message): CoordMessage => ({ type: 'raft', message, forwardAcks: [] }),
+      (message): CoordMessage => ({ type: 'raft', message }),
       'CoordNode',
     );
     this.role = this.core.role;
@@ -244,13 +244,12 @@ export class CoordNode {
         break;
       case 'receive':
         if (event.message.type === 'forward') {
-          // The acknowledgement rides on the AppendEntries that carries these writes to the sender, if
-          // this step sends one (the usual case: one message instead of two); else it goes after them.
-          // Either way it does not delay the AppendEntries, whose fsyncs are on the writes' path.
+          // The acknowledgement goes after the AppendEntries that carry these writes: the followers'
+          // fsyncs are on the write's critical path, the acknowledgement (flow control) is not.
           const acks: CoordEffect[] = [];
           this.onForward(event.from, event.message, acks);
           this.drain(effects);
-          for (const ack of acks) if (!this.piggyback(ack, effects)) effects.push(ack);
+          effects.push(...acks);
         } else {
           this.onMessage(event.from, event.message, effects);
         }
@@ -272,46 +271,28 @@ export class CoordNode {
   // ------------------------------------------------------------------------------------------------
   // Messages between servers
 
-  /** Puts a forwardAck into this step's first Raft message to the same follower; false if there is none. */
-  private piggyback(ack: CoordEffect, effects: CoordEffect[]): boolean {
-    if (ack.type !== 'send' || ack.message.type !== 'forwardAck') return false;
-    const { type: _forwardAck, ...body } = ack.message;
-    for (let i = 0; i < effects.length; i++) {
-      const effect = effects[i]!;
-      if (effect.type !== 'send' || effect.to !== ack.to || effect.message.type !== 'raft') continue;
-      if (effect.message.forwardAcks.length > 0) continue;
-      effects[i] = { ...effect, message: { ...effect.message, forwardAcks: [body] } };
-      return true;
-    }
-    return false;
-  }
-
   private onMessage(from: NodeId, message: CoordMessage, effects: CoordEffect[]): void {
     switch (message.type) {
       case 'raft':
-        for (const ack of message.forwardAcks) this.onForwardAck(ack, effects);
         this.core.step(from, message.message);
         return;
       case 'forward':
         this.onForward(from, message, effects);
         return;
-      case 'forwardAck':
-        this.onForwardAck(message, effects);
+      case 'forwardAck': {
+        const batch = this.inFlight;
+        if (batch === null || batch.id !== message.batch || message.incarnation !== this.incarnation) return;
+        this.inFlight = null;
+        for (const chain of message.rejected) {
+          this.forwardPending.delete(`w:${chain.sessionId}:${chain.attach}:${chain.writeSeq}`);
+          this.breakSession(chain.sessionId, chain.attach, 'write refused by the leader', effects);
+        }
         return;
+      }
       case 'touch':
         if (!this.isLeader) return;
         for (const sessionId of message.sessions) this.touchAtLeader(sessionId);
         return;
-    }
-  }
-
-  private onForwardAck(ack: Omit<Extract<CoordMessage, { type: 'forwardAck' }>, 'type'>, effects: CoordEffect[]): void {
-    const batch = this.inFlight;
-    if (batch === null || batch.id !== ack.batch || ack.incarnation !== this.incarnation) return;
-    this.inFlight = null;
-    for (const chain of ack.rejected) {
-      this.forwardPending.delete(`w:${chain.sessionId}:${chain.attach}:${chain.writeSeq}`);
-      this.breakSession(chain.sessionId, chain.attach, 'write refused by the leader', effects);
     }
   }
 

@@ -223,20 +223,8 @@ export const forwardItemSchema = s.union('kind', {
 });
 export type ForwardItem = Infer<typeof forwardItemSchema>;
 
-const forwardAckFields = {
-  term: uint,
-  incarnation: uint,
-  batch: uint,
-  /** Writes the leader refused without a transaction (stale attach or a gap): their connection is broken. */
-  rejected: s.array(s.struct(chain), { itemsMax: FORWARD_ITEMS_MAX }),
-};
-
 export const coordMessageSchema = s.union('type', {
-  /**
-   * `forwardAcks`: the acknowledgement of a follower's forward batch rides on the AppendEntries that
-   * carries its writes when the leader sends one in the same step (0 or 1; else a `forwardAck` goes).
-   */
-  raft: s.struct({ message: raftMessageSchema, forwardAcks: s.array(s.struct(forwardAckFields), { itemsMax: 1 }) }),
+  raft: s.struct({ message: raftMessageSchema }),
   /** A follower's writes and connects for the leader, in order; at most one batch in flight. */
   forward: s.struct({
     term: uint,
@@ -244,7 +232,13 @@ export const coordMessageSchema = s.union('type', {
     batch: uint,
     items: s.array(forwardItemSchema, { itemsMax: FORWARD_ITEMS_MAX }),
   }),
-  forwardAck: s.struct(forwardAckFields),
+  forwardAck: s.struct({
+    term: uint,
+    incarnation: uint,
+    batch: uint,
+    /** Writes the leader refused without a transaction (stale attach or a gap): their connection is broken. */
+    rejected: s.array(s.struct(chain), { itemsMax: FORWARD_ITEMS_MAX }),
+  }),
   /** Sessions that showed activity at a follower since its last report (ZooKeeper's session touches). */
   touch: s.struct({ sessions: s.array(uint, { itemsMax: 1_000_000 }) }),
 });
