@@ -124,6 +124,12 @@ async function startCoord(): Promise<{ cluster: Cluster; ports: number[] }> {
   const cluster = await startCluster({
     nodes: 3,
     readyTimeoutMs: 30_000,
+    // Members talk to each other directly, as ZooKeeper's servers do. With the harness's fault
+    // proxies (its default) every peer message took an extra hop through this process's event loop,
+    // which is busy being the load generator: slower writes, and under load even leader changes.
+    proxies: false,
+    // `--keep-logs`: keep the members' data dirs and logs (printed at the end) to look into a run.
+    keepDataDir: process.argv.includes('--keep-logs'),
     command: (node) =>
       nodeCommand(coordNodeEntry, [
         '--id',
@@ -410,6 +416,7 @@ async function main(): Promise<void> {
   } finally {
     zk?.stop();
     await coord.cluster.stopAll();
+    if (process.argv.includes('--keep-logs')) console.log(`dsys member logs kept in ${coord.cluster.dataDir}`);
   }
   console.log(`load average at the end: ${loadText()}`);
   report('coord', rows);
