@@ -120,6 +120,10 @@ async function startZooKeeper(basePort: number): Promise<{ ports: number[]; stop
   return { ports, stop, dir };
 }
 
+/** `--member-log-level info`: the dsys members' log level (default error), e.g. with `--keep-logs`. */
+const memberLogLevelAt = process.argv.indexOf('--member-log-level');
+const memberLogLevel = memberLogLevelAt < 0 ? 'error' : (process.argv[memberLogLevelAt + 1] ?? 'error');
+
 async function startCoord(): Promise<{ cluster: Cluster; ports: number[] }> {
   const cluster = await startCluster({
     nodes: 3,
@@ -143,7 +147,7 @@ async function startCoord(): Promise<{ cluster: Cluster; ports: number[] }> {
         '--data-dir',
         node.dataDir,
         '--log-level',
-        'error',
+        memberLogLevel,
       ]),
   });
   const ports = cluster.endpoints().map((endpoint) => Number(endpoint.split(':')[1]));
