@@ -26,6 +26,38 @@ async function waitForRing(size: number, via: number, description: string): Prom
   });
 }
 
+/** Waits until the items held by all members add up to `copies` (and so every key sits on its replicas). */
+async function waitForCopies(copies: number, description: string): Promise<void> {
+  await waitFor(
+    async () => {
+      let total = 0;
+      for (const id of cluster.ids) total += (await clients.status(cluster.endpoint(id)))?.items ?? 0;
+      return total === copies;
+    },
+    { timeoutMs: 20_000, intervalMs: 200, description },
+  );
+}
+
+/**
+ * Every key `prefix-0..count-1` reads back its value through `via`, within 15 s: right after a kill or
+ * a restart a lookup may fail (LOOKUP_FAILED) until stabilization repairs the routes; a lost key never
+ * comes back, so it still fails the test, with the keys still missing in the message.
+ */
+async function allReadable(via: number, count: number, prefix = 'key'): Promise<void> {
+  let missing: string[] = [];
+  try {
+    await waitFor(
+      async () => {
+        missing = await readAll(via, count, prefix);
+        return missing.length === 0;
+      },
+      { timeoutMs: 15_000, intervalMs: 200, description: `all ${count} keys readable through node ${via}` },
+    );
+  } catch (error) {
+    assert.fail(`${(error as Error).message}; still missing: ${missing.join(', ')}`);
+  }
+}
+
 async function readAll(via: number, count: number, prefix = 'key'): Promise<string[]> {
   const missing: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -68,7 +100,7 @@ describe('chord as real processes', () => {
       assert.equal(response.type, 'put', JSON.stringify(response));
       if (response.type === 'put') assert.equal(response.replicas, 3);
     }
-    assert.deepEqual(await readAll(4, 20), []);
+    await allReadable(4, 20);
     const lookup = await clients.stub(cluster.endpoint(4)).lookup({ key: 'key-3', mode: 'recursive' });
     assert.equal(lookup.type, 'lookup');
   });
@@ -109,7 +141,7 @@ describe('chord as real processes', () => {
     await clients.forget(cluster.endpoint(victim));
     const via = victim === 1 ? 2 : 1;
     await waitForRing(NODES - 1, via, 'ring of 4');
-    assert.deepEqual(await readAll(via, 20), []);
+    await allReadable(via, 20);
     await cluster.start(victim);
     // Same data directory, same host:port, so the same identifiers; the items come from the log.
     const after = await clients.status(cluster.endpoint(victim));
@@ -117,15 +149,19 @@ describe('chord as real processes', () => {
     assert.equal(after.vnodes[0]!.self.id, before.vnodes[0]!.self.id);
     assert.ok(after.items >= before.items, `${after.items} items after the restart, ${before.items} before`);
     await waitForRing(NODES, via, `node ${victim} back in the ring`);
-    assert.deepEqual(await readAll(victim, 20), []);
+    await allReadable(victim, 20);
   });
 
   it('kill -9 of every replica of a key at once, then a restart: acknowledged puts survive', async () => {
     await waitForRing(NODES, 1, 'a ring of 5');
+    // The restart of the previous test must have settled (every key on exactly its 3 replicas), or a
+    // put could still go to a successor list about to change and leave a copy on a non-replica.
+    await waitForCopies(3 * 20, 'the 20 keys on exactly 3 replicas each');
     // Written now, on a stable ring: only the keys' three replicas hold them.
     const writer = clients.stub(cluster.endpoint(1));
     const put = await writer.put({ key: 'fresh-0', value: text.encode('value-0') });
     assert.ok(put.type === 'put' && put.replicas === 3, JSON.stringify(put));
+    await waitForCopies(3 * 21, 'fresh-0 on exactly 3 replicas');
     const replicas = await replicasOf(clients, cluster, cluster.endpoint(1), 'fresh-0', 3);
     assert.equal(replicas.length, 3);
     const survivor = cluster.ids.find((id) => !replicas.includes(id))!;
@@ -142,18 +178,10 @@ describe('chord as real processes', () => {
       intervalMs: 100,
       description: 'fresh-0 read back after the restart',
     });
-    assert.deepEqual(await readAll(survivor, 20), []);
+    await allReadable(survivor, 20);
     // Reconciliation with the ring: the survivors made extra copies while the replicas were down;
     // holders that are no replica hand their copies to the primary and drop them, so every key ends
     // up on exactly its 3 replicas.
-    const keys = 21;
-    await waitFor(
-      async () => {
-        let copies = 0;
-        for (const id of cluster.ids) copies += (await clients.status(cluster.endpoint(id)))?.items ?? 0;
-        return copies === 3 * keys;
-      },
-      { timeoutMs: 20_000, intervalMs: 200, description: `exactly 3 copies of each of the ${keys} keys` },
-    );
+    await waitForCopies(3 * 21, 'exactly 3 copies of each of the 21 keys');
   });
 });
