@@ -10,6 +10,10 @@
  * average is printed before and after. Then message counts showing that reads served by a dsys
  * follower never reach the leader.
  *
+ * Investigation flags: `--phases 'create, 1 in|setData, 1 in'` (a subset), `--keep-logs` (keep the
+ * dsys members' data dirs and logs), `--member-log-level info`. Both ensembles' members talk to each
+ * other directly (no harness proxies).
+ *
  * The script installs Debian's zookeeper if it is missing, writes the ZooKeeper configs in a temp
  * directory, starts each server with java directly, waits for `ruok`, and stops everything by PID.
  */

@@ -243,16 +243,7 @@ export class CoordNode {
         this.onTick(effects);
         break;
       case 'receive':
-        if (event.message.type === 'forward') {
-          // The acknowledgement goes after the AppendEntries that carry these writes: the followers'
-          // fsyncs are on the write's critical path, the acknowledgement (flow control) is not.
-          const acks: CoordEffect[] = [];
-          this.onForward(event.from, event.message, acks);
-          this.drain(effects);
-          effects.push(...acks);
-        } else {
-          this.onMessage(event.from, event.message, effects);
-        }
+        this.onMessage(event.from, event.message, effects);
         break;
       case 'request':
         this.onRequest(event.client, event.requestId, event.request, effects);
@@ -276,9 +267,15 @@ export class CoordNode {
       case 'raft':
         this.core.step(from, message.message);
         return;
-      case 'forward':
-        this.onForward(from, message, effects);
+      case 'forward': {
+        // The acknowledgement goes after the AppendEntries that carry these writes: the followers'
+        // fsyncs are on the write's critical path, the acknowledgement (flow control) is not.
+        const acks: CoordEffect[] = [];
+        this.onForward(from, message, acks);
+        this.drain(effects);
+        effects.push(...acks);
         return;
+      }
       case 'forwardAck': {
         const batch = this.inFlight;
         if (batch === null || batch.id !== message.batch || message.incarnation !== this.incarnation) return;

@@ -1188,14 +1188,10 @@ export class RaftCore {
       // The follower has everything and nothing is in flight: all an empty append would tell it is
       // the commit index, and its answer would tell us nothing. Send just that, unanswered (one
       // message per write per follower less: the commit round of every write sent one).
-      if (progress.committedSent < this.log.committed) {
-        progress.committedSent = this.log.committed;
-        this.send(to, {
-          type: 'commit',
-          term: this.term,
-          commit: LogIndex(Math.min(progress.match, this.log.committed)),
-        });
-      }
+      // (match = lastIndex here, so the commit index is within what the follower is known to hold.)
+      if (progress.committedSent >= this.log.committed) return false;
+      progress.committedSent = this.log.committed;
+      this.send(to, { type: 'commit', term: this.term, commit: this.log.committed });
       return true;
     }
     let bytes = 0;

@@ -126,20 +126,15 @@ async function createDirectoryDurably(dir: string): Promise<void> {
  */
 const INLINE_WRITE_BYTES_MAX = 64 * 1024;
 
-/** `write` until every byte is in, on the event loop (for small writes only, see above). */
-function writeAllNow(handle: FileHandle, bytes: Uint8Array, position: number): void {
-  let written = 0;
-  while (written < bytes.length) {
-    const bytesWritten = writeSync(handle.fd, bytes, written, bytes.length - written, position + written);
-    assert(bytesWritten > 0, 'writeAllNow: write made no progress');
-    written += bytesWritten;
-  }
-}
-
+/** `write` until every byte is in: on the event loop when small (see above), else on the thread pool. */
 async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let written = 0;
   while (written < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, position + written);
+    const length = bytes.length - written;
+    const bytesWritten =
+      bytes.length <= INLINE_WRITE_BYTES_MAX
+        ? writeSync(handle.fd, bytes, written, length, position + written)
+        : (await handle.write(bytes, written, length, position + written)).bytesWritten;
     assert(bytesWritten > 0, 'writeAll: write made no progress');
     written += bytesWritten;
   }
@@ -439,8 +434,7 @@ export class DurableLog {
         const throughTicket = batch.length > 0 ? batch[batch.length - 1]!.ticket : this.writtenTicket;
         const sync = batch.some((op) => op.sync) || this.hasWaiterThrough(throughTicket);
         if (batch.length === 0 && !sync) return;
-        // A small batch is written on the event loop and its fdatasync submitted with no hop between.
-        if (batch.length > 0 && !this.writeBatchInline(batch)) await this.writeBatch(batch);
+        if (batch.length > 0) await this.writeBatch(batch);
         this.writtenTicket = throughTicket;
         if (sync && throughTicket > this.syncedTicketNow) await this.syncThrough(throughTicket, batch);
       }
@@ -456,20 +450,6 @@ export class DurableLog {
     const batch = this.queue.splice(0, count) as Extract<Operation, { kind: 'append' }>[];
     for (const op of batch) this.queuedBytesNow -= op.bytes;
     return batch;
-  }
-
-  /** Writes the batch with one synchronous `write` if it is small; false (nothing done) otherwise. */
-  private writeBatchInline(batch: readonly Extract<Operation, { kind: 'append' }>[]): boolean {
-    let bytes = 0;
-    for (const op of batch) bytes += op.bytes;
-    if (bytes > INLINE_WRITE_BYTES_MAX) return false;
-    const records = batch.flatMap((op) => op.records);
-    const encoded = encodeRecords(records);
-    writeAllNow(this.handle, encoded, this.segmentBytes);
-    this.segmentBytes += encoded.length;
-    this.metrics?.bytesAppended.inc(encoded.length);
-    this.metrics?.recordsAppended.inc(records.length);
-    return true;
   }
 
   private async writeBatch(batch: readonly Extract<Operation, { kind: 'append' }>[]): Promise<void> {
@@ -500,8 +480,7 @@ export class DurableLog {
   }
 
   private async syncThrough(ticketThrough: number, batch: readonly Extract<Operation, { kind: 'append' }>[]) {
-    const held = this.hooks.beforeSync?.({ ticketThrough });
-    if (held !== undefined) await held;
+    await this.hooks.beforeSync?.({ ticketThrough });
     const started = performance.now();
     await this.handle.datasync();
     this.metrics?.fsyncs.inc();
