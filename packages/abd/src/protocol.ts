@@ -279,7 +279,7 @@ function persistDurable(state: AbdState): Effects[number] {
     { incarnation: state.incarnation, tag: state.tag, value: state.value },
     scratch,
   );
-  return { type: 'compact', snapshot, records: [], ack };
+  return { type: 'compact', snapshot, records: [], barrier: true, ack };
 }
 
 // -----------------------------------------------------------------------------------------------

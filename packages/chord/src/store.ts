@@ -151,7 +151,7 @@ export function maybeCompact(state: ChordState): void {
   const items: Item[] = [];
   for (const stored of state.store.values()) items.push(toItem(stored));
   const snapshot = encode(snapshotSchema, { name: state.name, member: state.member, items });
-  state.out.push({ type: 'compact', snapshot, records: [] });
+  state.out.push({ type: 'compact', snapshot, records: [], barrier: true });
   state.records = 0;
 }
 

@@ -18,7 +18,10 @@ export interface CoordConfig {
   readonly raft: RaftConfig;
   /** Voters of the initial cluster (null: every peer). */
   readonly initialVoters: readonly NodeId[] | null;
-  /** Snapshot and compact once this many entries are applied past the last snapshot. */
+  /**
+   * Snapshot and compact once about this many entries are applied past the last snapshot: each member
+   * draws its own point in [snapshotEntries/2, snapshotEntries] (ZooKeeper's snapCount).
+   */
   readonly snapshotEntries: number;
   /** Negotiated session timeouts are clamped to [min, max] (ZooKeeper: 2 and 20 tickTimes). */
   readonly minSessionTimeoutMs: number;

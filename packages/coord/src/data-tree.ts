@@ -504,30 +504,20 @@ export class DataTree {
 
   snapshot(): Uint8Array {
     assert(!this.isOverlay, 'snapshot: only the base tree');
-    const writer = new Writer(1024 + this.dataBytes * 2);
+    // Sized for the data plus ~64 bytes of path and stat per node, so that it rarely grows (copies).
+    const writer = new Writer(1024 + this.dataBytes + this.nodeCount * 64);
     writer.varuint(this.lastZxid);
     writer.varuint(this.nodeCount);
-    const stack = ['/'];
-    while (stack.length > 0) {
-      const path = stack.pop()!;
-      const node = this.nodes.get(path)!;
-      snapshotNodeSchema.encode(writer, {
-        path,
-        data: node.data,
-        czxid: node.czxid,
-        mzxid: node.mzxid,
-        pzxid: node.pzxid,
-        ctime: node.ctime,
-        mtime: node.mtime,
-        version: node.version,
-        cversion: node.cversion,
-        aversion: node.aversion,
-        ephemeralOwner: node.ephemeralOwner,
-        kind: node.kind,
-        ttlMs: node.ttlMs,
-      });
-      for (const name of node.children!) stack.push(childPath(path, name));
+    // The map's insertion order already puts every parent before its children (a node is inserted
+    // only under an existing parent, and a parent leaves only once childless), so the nodes go out in
+    // map order: no path strings rebuilt and hashed again, which was most of the cost.
+    let written = 0;
+    for (const [path, node] of this.nodes) {
+      if (node === null) continue;
+      writeSnapshotNode(writer, path, node);
+      written++;
     }
+    assert(written === this.nodeCount, `snapshot: ${written} nodes written, nodeCount ${this.nodeCount}`);
     writer.varuint(this.sessions.size);
     for (const session of this.sessions.values()) {
       snapshotSessionSchema.encode(writer, {
@@ -569,10 +559,28 @@ export class DataTree {
 
   /** Adds one snapshot node under its (already loaded) parent; false when the structure is broken. */
   private loadNode(entry: Infer<typeof snapshotNodeSchema>): boolean {
-    const { path, ...fields } = entry;
+    const path = entry.path;
+    // Built field by field in createNode's shape: a rest/spread copy made every restored node a
+    // slow dictionary-mode object (restore took ~10 us per znode).
+    const node: ZNode = {
+      data: entry.data,
+      czxid: entry.czxid,
+      mzxid: entry.mzxid,
+      pzxid: entry.pzxid,
+      ctime: entry.ctime,
+      mtime: entry.mtime,
+      version: entry.version,
+      cversion: entry.cversion,
+      aversion: entry.aversion,
+      ephemeralOwner: entry.ephemeralOwner,
+      kind: entry.kind,
+      ttlMs: entry.ttlMs,
+      numChildren: 0,
+      children: new Set(),
+    };
     if (path === '/' || SPECIAL_PATHS.has(path)) {
       const existing = this.nodes.get(path)!;
-      Object.assign(existing, fields);
+      Object.assign(existing, node, { numChildren: existing.numChildren, children: existing.children });
       return true;
     }
     if (pathProblem(path) !== null || this.nodes.has(path)) return false;
@@ -580,11 +588,11 @@ export class DataTree {
     if (parent === undefined || parent === null || parent.kind === 'ephemeral') return false;
     parent.children!.add(path.slice(path.lastIndexOf('/') + 1));
     parent.numChildren = parent.children!.size;
-    this.nodes.set(path, { ...fields, numChildren: 0, children: new Set() });
+    this.nodes.set(path, node);
     this.nodeCount++;
-    this.dataBytes += fields.data.length;
-    if (fields.kind === 'container') this.containers.add(path);
-    if (fields.kind === 'ttl') this.ttlNodes.add(path);
+    this.dataBytes += entry.data.length;
+    if (entry.kind === 'container') this.containers.add(path);
+    if (entry.kind === 'ttl') this.ttlNodes.add(path);
     return true;
   }
 
@@ -599,6 +607,59 @@ export class DataTree {
   }
 }
 
+const NODE_KINDS = ['persistent', 'ephemeral', 'container', 'ttl'] as const satisfies readonly NodeKind[];
+const NODE_KIND_INDEX = new Map<NodeKind, number>(NODE_KINDS.map((kind, index) => [kind, index]));
+
+/**
+ * `snapshotNodeSchema.encode` written out field by field: a snapshot encodes every znode on the
+ * event loop (the server answers nothing meanwhile), and this runs about twice as fast as building
+ * an object per node for the generic struct encoder. The bytes are the schema's (a test holds them
+ * equal), so `restore` decodes them with the schema.
+ */
+function writeSnapshotNode(writer: Writer, path: string, node: ZNode): void {
+  writer.string(path);
+  writer.varuint(node.data.length);
+  writer.raw(node.data);
+  writer.varuint(node.czxid);
+  writer.varuint(node.mzxid);
+  writer.varuint(node.pzxid);
+  writeInt(writer, node.ctime);
+  writeInt(writer, node.mtime);
+  writeInt(writer, node.version);
+  writeInt(writer, node.cversion);
+  writeInt(writer, node.aversion);
+  writer.varuint(node.ephemeralOwner);
+  writer.varuint(NODE_KIND_INDEX.get(node.kind)!);
+  writer.varuint(node.ttlMs);
+}
+
+/** `s.int`'s zigzag form. */
+function writeInt(writer: Writer, value: number): void {
+  writer.varuint(value >= 0 ? value * 2 : -value * 2 - 1);
+}
+
+/** The generic encoding of one snapshot node (tests compare it with `writeSnapshotNode`). */
+export function encodeSnapshotNodeGeneric(writer: Writer, path: string, node: ZNode): void {
+  snapshotNodeSchema.encode(writer, {
+    path,
+    data: node.data,
+    czxid: node.czxid,
+    mzxid: node.mzxid,
+    pzxid: node.pzxid,
+    ctime: node.ctime,
+    mtime: node.mtime,
+    version: node.version,
+    cversion: node.cversion,
+    aversion: node.aversion,
+    ephemeralOwner: node.ephemeralOwner,
+    kind: node.kind,
+    ttlMs: node.ttlMs,
+  });
+}
+
+/** The fast encoding of one snapshot node, exported for the equivalence test. */
+export { writeSnapshotNode };
+
 const snapshotNodeSchema = s.struct({
   path: s.string({ bytesMax: 4096 }),
   data: s.bytes({ bytesMax: 1024 * 1024 }),
@@ -611,7 +672,7 @@ const snapshotNodeSchema = s.struct({
   cversion: s.int,
   aversion: s.int,
   ephemeralOwner: s.uint,
-  kind: s.enum(['persistent', 'ephemeral', 'container', 'ttl']),
+  kind: s.enum(NODE_KINDS),
   ttlMs: s.uint,
 });
 const snapshotSessionSchema = s.struct({

@@ -191,9 +191,19 @@ export class CoordNode {
       this.view?.forget(this.appliedIndex);
       this.noticeRoleChange();
     },
-    localSnapshot: () =>
-      this.appliedIndex - this.core.log.snapshot.index >= this.config.snapshotEntries ? this.tree.snapshot() : null,
+    localSnapshot: () => {
+      if (this.appliedIndex - this.core.log.snapshot.index < this.snapshotDue) return null;
+      this.snapshotDue = this.drawSnapshotDue();
+      return this.tree.snapshot();
+    },
   };
+  /**
+   * Applied entries past the last snapshot that trigger the next one: drawn in [snapshotEntries/2,
+   * snapshotEntries] per member and per snapshot, as ZooKeeper does (`snapCount/2 + randRoll`), so
+   * that the members do not all pause to encode and write a snapshot at the same index.
+   */
+  private snapshotDue: number;
+  private readonly snapshotRng: Rng;
   private incomingSnapshot: { index: LogIndex; tree: DataTree } | null = null;
 
   constructor(context: NodeContext<CoordConfig>) {
@@ -203,6 +213,8 @@ export class CoordNode {
     this.nowMs = context.nowMs;
     this.rng = context.rng.fork('coord');
     this.incarnation = this.rng.int(2 ** 31);
+    this.snapshotRng = context.rng.fork('coord:snapshot');
+    this.snapshotDue = this.drawSnapshotDue();
     const recovered = recoverDurable(context.durable);
     if (!recovered.ok) throw recovered.error;
     const { hardState, snapshot, entries } = recovered.value;
@@ -1087,6 +1099,11 @@ export class CoordNode {
     if (tree === null) return false;
     this.incomingSnapshot = { index: snapshot.meta.index, tree };
     return true;
+  }
+
+  private drawSnapshotDue(): number {
+    const half = Math.ceil(this.config.snapshotEntries / 2);
+    return half + this.snapshotRng.int(this.config.snapshotEntries - half + 1);
   }
 
   /** A snapshot from the leader replaces the tree: per-transaction watch triggers are lost, so clients reconnect. */

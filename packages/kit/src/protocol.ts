@@ -14,7 +14,7 @@
  * 1. Effects run in the order returned, across steps too: one FIFO for the node's life.
  * 2. Storage effects (`persist`, `compact`) reach the log at once and in that order, so the disk never
  *    holds a later record without the earlier ones.
- * 3. A `persist` with `sync: true` (and every `compact`) is a barrier: every later `send` or `reply`,
+ * 3. A `persist` with `sync: true` (and a `compact` with `barrier: true`) is a barrier: every later `send` or `reply`,
  *    of this step or a later one, goes out only once the barrier is durable. So "persist term+vote,
  *    then send the vote" is written `[persist, send]` and can never send first. Effects *before* it
  *    are not delayed (a Raft leader may send AppendEntries to followers in parallel with its own
@@ -60,12 +60,16 @@ export type Effect<Message, Response> =
   | { readonly type: 'persist'; readonly records: readonly Uint8Array[]; readonly sync: boolean; readonly ack?: number }
   /**
    * Atomically replace everything durable with `snapshot` followed by `records` (log compaction).
-   * Always synced and a barrier. After a crash the node sees either the old state or the new, never a mix.
+   * Always synced; its `ack` (if any) comes once the new state is durable. After a crash the node sees
+   * either the old state or the new, never a mix. `barrier: false` lets later sends and replies go out
+   * while the (large, slow) write runs: for a node whose promises wait for the ack instead, so that a
+   * compaction does not silence it (a leader's heartbeats) for the length of a snapshot write.
    */
   | {
       readonly type: 'compact';
       readonly snapshot: Uint8Array;
       readonly records: readonly Uint8Array[];
+      readonly barrier: boolean;
       readonly ack?: number;
     }
   | { readonly type: 'reply'; readonly client: ClientId; readonly requestId: RequestId; readonly response: Response };

@@ -175,8 +175,13 @@ export class ReadyDriver<Message> {
       const tailRecords: Uint8Array[] = [];
       if (tail.entries.length > 0) tailRecords.push(encodeEntriesRecord(tail.entries));
       tailRecords.push(encodeHardStateRecord(tail.hardState));
-      effects.push({ type: 'compact', snapshot: encodeSnapshot(snapshot), records: tailRecords, ack });
-      return true;
+      // A compaction of our own is not a barrier unless the step's write had to be one: what depends
+      // on the rewritten tail (this step's promises) waits for its ack like any log write, and the
+      // sends and replies of later steps (a leader's heartbeats) keep flowing while the snapshot is
+      // written. A received snapshot stays a barrier: the node's whole state is being replaced.
+      const barrier = write.snapshotReceived || write.barrier;
+      effects.push({ type: 'compact', snapshot: encodeSnapshot(snapshot), records: tailRecords, barrier, ack });
+      return barrier;
     }
     if (write.barrier) {
       effects.push({ type: 'persist', records, sync: true, ack: this.ackFor(acks) });

@@ -2,7 +2,7 @@
  * Carries out a protocol's effects under kit's effect-order contract (kit/src/protocol.ts):
  *
  * 1. Effects run in the order returned, across steps too: one FIFO for the node's whole life.
- * 2. A `persist` with `sync: true` and every `compact` is a barrier: every later effect, including
+ * 2. A `persist` with `sync: true` and a `compact` with `barrier: true` is a barrier: every later effect, including
  *    those of later steps, waits until it is durable. Effects before it are not delayed.
  * 3. A persist/compact with an `ack` yields a `persisted` event once durable.
  *
@@ -69,7 +69,7 @@ export class EffectPipeline<Message, Response> {
         case 'compact': {
           const ticket = this.storage.compact(effect.snapshot, effect.records);
           this.watchAck(ticket, effect.ack);
-          this.hold({ kind: 'barrier', ticket });
+          if (effect.barrier) this.hold({ kind: 'barrier', ticket });
           break;
         }
         case 'send':

@@ -98,12 +98,23 @@ test('a lazy persist is not a barrier', () => {
   assert.deepEqual(storage.operations, ['append(1,lazy)#1']);
 });
 
-test('compact is always a barrier', () => {
+test('a barrier compact holds later sends until durable', () => {
   const { storage, trace, pipeline } = setup();
-  pipeline.submit([{ type: 'compact', snapshot: new Uint8Array(2), records: [] }, send(1, 'after')]);
+  pipeline.submit([{ type: 'compact', snapshot: new Uint8Array(2), records: [], barrier: true }, send(1, 'after')]);
   assert.deepEqual(trace, []);
   storage.sync(1);
   assert.deepEqual(trace, ['send 1 after']);
+});
+
+test('a compact without barrier lets later sends go at once and still acks once durable', () => {
+  const { storage, trace, pipeline } = setup();
+  pipeline.submit([
+    { type: 'compact', snapshot: new Uint8Array(2), records: [], barrier: false, ack: 5 },
+    send(1, 'during'),
+  ]);
+  assert.deepEqual(trace, ['send 1 during']);
+  storage.sync(1);
+  assert.deepEqual(trace, ['send 1 during', 'persisted 5']);
 });
 
 test('acks fire once durable, for lazy persists too, and in ticket order', () => {

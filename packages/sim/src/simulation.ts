@@ -112,10 +112,12 @@ class SimNode<State> implements NodeView<State> {
   incarnation = 0;
   nextTickLocalUs = 0;
   readonly disk = new SimDisk();
-  /** Barriers (synced persists, compactions) issued and completed; the disk completes them in order. */
-  barriersIssued = 0;
-  barriersDone = 0;
-  /** Sends and replies waiting for barrier `after` to be durable, oldest first. */
+  /** Disk operations (syncs, compactions) issued and completed; the disk completes them in order. */
+  diskOpsIssued = 0;
+  diskOpsDone = 0;
+  /** The disk operation number of the newest barrier (synced persist, barrier compaction) issued. */
+  lastBarrier = 0;
+  /** Sends and replies waiting for disk operation `after` (a barrier) to be durable, oldest first. */
   held: { readonly after: number; readonly effect: Effect<unknown, unknown> }[] = [];
 
   constructor(
@@ -456,8 +458,9 @@ export class Simulation<State, Message, Request, Response, Config, Shared> {
     node.state = null;
     node.incarnation++;
     node.held = [];
-    node.barriersIssued = 0;
-    node.barriersDone = 0;
+    node.diskOpsIssued = 0;
+    node.diskOpsDone = 0;
+    node.lastBarrier = 0;
     const rng = node.diskRng;
     const report = node.disk.crash(torn ? (unsynced) => (unsynced < 2 ? 0 : rng.between(1, unsynced - 1)) : null);
     node.disk.busyUntilUs = this.nowUs;
@@ -710,10 +713,10 @@ export class Simulation<State, Message, Request, Response, Config, Shared> {
     this.stats.syncs++;
     if (this.trace !== undefined) this.trace(`${this.timeText()} n${node.id} disk durable (${acks.length} acks)`);
     // The barrier is durable: run the sends and replies that waited for it, then report the acks.
-    assert(event.index === node.barriersDone + 1, `n${node.id}: barriers must complete in issue order`);
-    node.barriersDone = event.index;
+    assert(event.index === node.diskOpsDone + 1, `n${node.id}: disk operations must complete in issue order`);
+    node.diskOpsDone = event.index;
     let released = 0;
-    while (released < node.held.length && node.held[released]!.after <= node.barriersDone) released++;
+    while (released < node.held.length && node.held[released]!.after <= node.diskOpsDone) released++;
     const ready = node.held.splice(0, released);
     for (const { effect } of ready) this.runMessageEffect(node, effect as Effect<Message, Response>);
     for (const ack of acks) this.schedule(this.nowUs, PERSISTED, node.id, ack, node.incarnation, 0, null);
@@ -786,7 +789,7 @@ export class Simulation<State, Message, Request, Response, Config, Shared> {
   /**
    * Carries out a step's effects under kit's effect-order contract, the same way runtime-node does:
    * storage effects go to the (FIFO) disk at once, in order, across steps; a synced persist or a
-   * compaction is a barrier, and every later send or reply, of this step or a later one, waits until
+   * barrier compaction is a barrier, and every later send or reply, of this step or a later one, waits until
    * all barriers issued before it are durable (`onDisk` releases them). Effects before a barrier are
    * not delayed.
    */
@@ -798,8 +801,8 @@ export class Simulation<State, Message, Request, Response, Config, Shared> {
       switch (effect.type) {
         case 'send':
         case 'reply':
-          if (node.barriersDone < node.barriersIssued) {
-            node.held.push({ after: node.barriersIssued, effect: effect as Effect<unknown, unknown> });
+          if (node.diskOpsDone < node.lastBarrier) {
+            node.held.push({ after: node.lastBarrier, effect: effect as Effect<unknown, unknown> });
           } else {
             this.runMessageEffect(node, effect);
           }
@@ -807,11 +810,11 @@ export class Simulation<State, Message, Request, Response, Config, Shared> {
         case 'persist':
           hasher.word(EFFECT_PERSIST).word(effect.records.length);
           node.disk.append(effect.records, effect.ack);
-          if (effect.sync) this.scheduleDisk(node, node.disk.sync());
+          if (effect.sync) this.scheduleDisk(node, node.disk.sync(), true);
           break;
         case 'compact':
           hasher.word(EFFECT_COMPACT).word(effect.records.length);
-          this.scheduleDisk(node, node.disk.compact(effect.snapshot, effect.records, effect.ack));
+          this.scheduleDisk(node, node.disk.compact(effect.snapshot, effect.records, effect.ack), effect.barrier);
           break;
         default:
           assert(false, `n${node.id} returned an unknown effect ${JSON.stringify(effect)}`);
@@ -829,15 +832,16 @@ export class Simulation<State, Message, Request, Response, Config, Shared> {
     }
   }
 
-  private scheduleDisk(node: SimNode<State>, ticket: DiskTicket): void {
+  private scheduleDisk(node: SimNode<State>, ticket: DiskTicket, barrier: boolean): void {
     const { diskLatencyMsMin, diskLatencyMsMax } = this.options;
     const minUs = this.msToUs(diskLatencyMsMin);
     const latencyUs = minUs + node.diskRng.int(this.msToUs(diskLatencyMsMax) - minUs + 1);
     // The disk is FIFO: this operation completes after every earlier one.
     const doneUs = Math.max(this.nowUs, node.disk.busyUntilUs) + Math.max(1, latencyUs);
     node.disk.busyUntilUs = doneUs;
-    node.barriersIssued++;
-    this.schedule(doneUs, DISK, node.id, 0, node.incarnation, node.barriersIssued, ticket);
+    node.diskOpsIssued++;
+    if (barrier) node.lastBarrier = node.diskOpsIssued;
+    this.schedule(doneUs, DISK, node.id, 0, node.incarnation, node.diskOpsIssued, ticket);
   }
 
   private sendMessage(node: SimNode<State>, to: NodeId, message: Message): void {

@@ -67,12 +67,33 @@ test('persisted acks arrive once durable; a compaction replaces the durable stat
   const second = sim.request(3, { type: 'append', value: 'b', sync: true, ack: 2 });
   sim.runUntil(() => sim.state(3).acks.length === 2 && second.response !== undefined, { ticksMax: 100 });
   assert.deepEqual(sim.state(3).acks, [1, 2]);
-  const compact = sim.request(3, { type: 'compact' });
+  const compact = sim.request(3, { type: 'compact', barrier: true });
   sim.runUntil(replied(compact), { ticksMax: 100 });
   sim.crash(3);
   sim.restart(3);
   assert.deepEqual(sim.state(3).values, ['a', 'b']);
   assert.equal(sim.state(3).recoveredRecords, 0, 'the values came back from the snapshot');
+});
+
+test('a barrier compaction holds its reply until durable; one without a barrier does not, and is still atomic', () => {
+  const sim = createSimulation(quiet, { diskLatencyMsMin: 40, diskLatencyMsMax: 40 });
+  const append = sim.request(2, { type: 'append', value: 'a', sync: true });
+  sim.runUntil(replied(append), { ticksMax: 100 });
+  let sentAt = sim.nowMs;
+  const held = sim.request(2, { type: 'compact', barrier: true });
+  sim.runUntil(replied(held), { ticksMax: 100 });
+  assert.ok(sim.nowMs - sentAt >= 40, `barrier compaction replied after ${sim.nowMs - sentAt} ms`);
+  const more = sim.request(2, { type: 'append', value: 'b', sync: true });
+  sim.runUntil(replied(more), { ticksMax: 100 });
+  sentAt = sim.nowMs;
+  const free = sim.request(2, { type: 'compact', barrier: false });
+  sim.runUntil(replied(free), { ticksMax: 100 });
+  assert.ok(sim.nowMs - sentAt < 5, `compaction without a barrier replied after ${sim.nowMs - sentAt} ms`);
+  // Crash before the free compaction completes: the old durable state (snapshot [a] + record b) survives.
+  sim.crash(2);
+  sim.restart(2);
+  assert.deepEqual(sim.state(2).values, ['a', 'b']);
+  assert.equal(sim.state(2).recoveredRecords, 1, 'the free compaction never became durable');
 });
 
 test('partition, one-way cut and heal', () => {

@@ -1,7 +1,7 @@
 /**
  * A tiny protocol for testing the simulator itself (it must not depend on any real system):
  * - `append` persists one record (synced or not, with or without an ack) and replies after it;
- * - `compact` replaces the durable state with a snapshot of all values;
+ * - `compact` replaces the durable state with a snapshot of all values (`barrier`: hold later replies);
  * - `read` replies with the values the node holds;
  * - every `pingEveryTicks` ticks a node pings every peer; pings are answered with pongs.
  * Ticks record the local clock so drift is observable.
@@ -26,7 +26,7 @@ export const messageSchema = s.union('type', {
 });
 export const requestSchema = s.union('type', {
   append: s.struct({ value: s.string({ bytesMax: 64 }), sync: s.bool, ack: s.optional(s.uint) }),
-  compact: s.struct({}),
+  compact: s.struct({ barrier: s.bool }),
   read: s.struct({}),
 });
 export const responseSchema = s.union('type', {
@@ -140,7 +140,7 @@ function onRequest(state: LedgerState, client: ClientId, requestId: RequestId, r
     }
     case 'compact':
       return [
-        { type: 'compact', snapshot: encode(snapshotSchema, state.values), records: [] },
+        { type: 'compact', snapshot: encode(snapshotSchema, state.values), records: [], barrier: request.barrier },
         { type: 'reply', client, requestId, response: { type: 'compacted' } },
       ];
     case 'read':
