@@ -24,9 +24,10 @@ export const COORD_FLAGS: readonly FlagSpec[] = [
   {
     name: 'snapshot-entries',
     valueName: 'N',
-    // ZooKeeper's snapCount default. A snapshot pauses this server (about 5 us per znode to encode, then
-    // the compaction's fsyncs hold its output), so it should be rare; ZooKeeper takes its own in a thread.
-    description: 'compact the log every N applied entries',
+    // ZooKeeper's snapCount default. Encoding a snapshot pauses this server (about 0.5 us per znode,
+    // `npm run bench:snapshot`); the write that follows does not hold its messages. ZooKeeper takes its
+    // own in a thread.
+    description: 'compact the log about every N applied entries (each member draws its point in [N/2, N])',
     default: '100000',
   },
   {
