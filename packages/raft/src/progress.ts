@@ -90,6 +90,8 @@ export class Progress {
   ackedRound = 0;
   /** The last commit index sent to this follower in a `commit` notice (to send each one once). */
   committedSent = 0;
+  /** A commit notice to this follower waits for the Ready (dropped if an AppendEntries goes first). */
+  commitNoticeDue = false;
   snapshot: SnapshotTransfer | null = null;
   readonly inflights: Inflights;
 

@@ -176,6 +176,8 @@ export class RaftCore {
   private pendingConfIndex = LogIndex(0);
   private uncommittedBytes = 0;
   private appendPending = false;
+  /** Some follower's `commitNoticeDue` is set (see `sendAppend`). */
+  private commitNoticesPending = false;
 
   private heartbeatRound = 0;
   /** The current round's heartbeats are still in `msgs` (not yet handed out by `ready`). */
@@ -625,6 +627,7 @@ export class RaftCore {
       this.msgs.length > 0 ||
       this.msgsAfterPersist.length > 0 ||
       this.appendPending ||
+      this.commitNoticesPending ||
       this.log.pendingSnapshot !== null ||
       this.log.unstableFrom <= this.log.lastIndex() ||
       this.log.hasCommittedToApply() ||
@@ -640,6 +643,7 @@ export class RaftCore {
       this.appendPending = false;
       if (this.role === 'leader') this.broadcastAppend(false);
     }
+    if (this.commitNoticesPending) this.sendCommitNotices();
     const committedEntries = this.log.takeCommitted(APPLY_BYTES_MAX);
     for (const entry of committedEntries) if (entry.type === 'config') this.applyConfig(entry.config);
     if (committedEntries.length > 0) this.afterApply();
@@ -764,6 +768,7 @@ export class RaftCore {
     this.votes.clear();
     this.transferee = null;
     this.appendPending = false;
+    this.commitNoticesPending = false;
     this.uncommittedBytes = 0;
     this.progress.clear();
     this.failForwardedReads('LEADER_CHANGED');
@@ -1189,16 +1194,33 @@ export class RaftCore {
       // the commit index, and its answer would tell us nothing. Send just that, unanswered (one
       // message per write per follower less: the commit round of every write sent one).
       // (match = lastIndex here, so the commit index is within what the follower is known to hold.)
+      // It leaves with the Ready, and only if no AppendEntries to this follower (which carries the
+      // commit index too) joined it meanwhile: a write that commits one batch usually proposes the
+      // next in the same step, so the notice would be a second message to the follower for nothing.
       if (progress.committedSent >= this.log.committed) return false;
       progress.committedSent = this.log.committed;
-      this.send(to, { type: 'commit', term: this.term, commit: this.log.committed });
+      progress.commitNoticeDue = true;
+      this.commitNoticesPending = true;
       return true;
     }
+    progress.commitNoticeDue = false;
     let bytes = 0;
     for (const entry of entries) bytes += entryPayloadBytes(entry) + ENTRY_OVERHEAD_BYTES;
     this.send(to, { type: 'appendEntries', term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
     progress.sentEntries(entries.length, bytes, LogIndex(prevIndex + entries.length));
     return true;
+  }
+
+  /** The commit notices `sendAppend` deferred to the Ready and no AppendEntries made redundant. */
+  private sendCommitNotices(): void {
+    this.commitNoticesPending = false;
+    for (const [member, progress] of this.progress) {
+      if (!progress.commitNoticeDue) continue;
+      progress.commitNoticeDue = false;
+      // committedSent was at most the follower's match when the notice was due (match = lastIndex).
+      if (this.role === 'leader')
+        this.send(member, { type: 'commit', term: this.term, commit: LogIndex(progress.committedSent) });
+    }
   }
 
   private startSnapshot(to: NodeId, progress: Progress): boolean {

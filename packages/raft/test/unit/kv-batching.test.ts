@@ -5,7 +5,7 @@
  *   follower and one log write once the node's `localFlush` note arrives; reads of a batch share one
  *   heartbeat round; without batching every request sends its own;
  * - writes that arrive while the previous batch is uncommitted wait for it, and leave together in the
- *   step that commits it (or after two ticks, if it does not commit);
+ *   step that commits it (or after two ticks, if it does not commit), with no separate commit notice;
  * - a leader that steps down with writes in flight answers them LEADER_CHANGED (outcome unknown),
  *   distinct from NOT_LEADER (refused, definitely not applied);
  * - a `localFlush` from another node is malformed input: dropped and counted, its term ignored.
@@ -103,6 +103,8 @@ describe('writes wait for the batch in flight', () => {
       assert.equal(append.message.entries.length, 2, 'both waiting writes');
       assert.ok(append.message.commit >= trio.leader.core.log.committed, 'with the new commit index');
     }
+    const notices = commitStep.filter((effect) => effect.type === 'send' && effect.message.type === 'commit');
+    assert.deepEqual(notices, [], 'no separate commit notice: the AppendEntries carries the commit index');
     assert.ok(commitStep.some((effect) => effect.type === 'reply' && effect.requestId === first.requestId));
     trio.run(1, commitStep);
     trio.deliver();
