@@ -90,8 +90,8 @@ export class Progress {
   ackedRound = 0;
   /** The last commit index sent to this follower in a `commit` notice (to send each one once). */
   committedSent = 0;
-  /** A commit notice to this follower waits for the Ready (dropped if an AppendEntries goes first). */
-  commitNoticeDue = false;
+  /** An empty append or commit notice to this follower waits for the Ready (dropped if an AppendEntries goes first). */
+  appendDue = false;
   snapshot: SnapshotTransfer | null = null;
   readonly inflights: Inflights;
 

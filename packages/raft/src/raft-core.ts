@@ -176,8 +176,10 @@ export class RaftCore {
   private pendingConfIndex = LogIndex(0);
   private uncommittedBytes = 0;
   private appendPending = false;
-  /** Some follower's `commitNoticeDue` is set (see `sendAppend`). */
-  private commitNoticesPending = false;
+  /** Some follower's `appendDue` is set (see `sendAppend`). */
+  private appendsDue = false;
+  /** `sendDeferredAppends` is running: `sendAppend` sends empty appends instead of deferring them. */
+  private sendingDeferred = false;
 
   private heartbeatRound = 0;
   /** The current round's heartbeats are still in `msgs` (not yet handed out by `ready`). */
@@ -627,7 +629,7 @@ export class RaftCore {
       this.msgs.length > 0 ||
       this.msgsAfterPersist.length > 0 ||
       this.appendPending ||
-      this.commitNoticesPending ||
+      this.appendsDue ||
       this.log.pendingSnapshot !== null ||
       this.log.unstableFrom <= this.log.lastIndex() ||
       this.log.hasCommittedToApply() ||
@@ -643,7 +645,7 @@ export class RaftCore {
       this.appendPending = false;
       if (this.role === 'leader') this.broadcastAppend(false);
     }
-    if (this.commitNoticesPending) this.sendCommitNotices();
+    if (this.appendsDue) this.sendDeferredAppends();
     const committedEntries = this.log.takeCommitted(APPLY_BYTES_MAX);
     for (const entry of committedEntries) if (entry.type === 'config') this.applyConfig(entry.config);
     if (committedEntries.length > 0) this.afterApply();
@@ -768,7 +770,7 @@ export class RaftCore {
     this.votes.clear();
     this.transferee = null;
     this.appendPending = false;
-    this.commitNoticesPending = false;
+    this.appendsDue = false;
     this.uncommittedBytes = 0;
     this.progress.clear();
     this.failForwardedReads('LEADER_CHANGED');
@@ -1189,21 +1191,26 @@ export class RaftCore {
     const entries =
       progress.next <= last && !throttled ? this.log.slice(progress.next, last, this.config.maxSizePerMsgBytes) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
+    if (entries.length === 0 && !this.sendingDeferred) {
+      // Nothing new for this follower: an empty append (or commit notice) would carry only the commit
+      // index. It leaves with the Ready, and only if no AppendEntries to this follower joined it
+      // meanwhile: with batched writes, the step that commits a batch proposes the next, so it would
+      // be a second message to the follower (and, for an empty append, a second answer) for nothing.
+      progress.appendDue = true;
+      this.appendsDue = true;
+      return true;
+    }
     if (entries.length === 0 && progress.state === 'replicate' && progress.match === prevIndex && !throttled) {
       // The follower has everything and nothing is in flight: all an empty append would tell it is
       // the commit index, and its answer would tell us nothing. Send just that, unanswered (one
       // message per write per follower less: the commit round of every write sent one).
       // (match = lastIndex here, so the commit index is within what the follower is known to hold.)
-      // It leaves with the Ready, and only if no AppendEntries to this follower (which carries the
-      // commit index too) joined it meanwhile: a write that commits one batch usually proposes the
-      // next in the same step, so the notice would be a second message to the follower for nothing.
       if (progress.committedSent >= this.log.committed) return false;
       progress.committedSent = this.log.committed;
-      progress.commitNoticeDue = true;
-      this.commitNoticesPending = true;
+      this.send(to, { type: 'commit', term: this.term, commit: this.log.committed });
       return true;
     }
-    progress.commitNoticeDue = false;
+    progress.appendDue = false;
     let bytes = 0;
     for (const entry of entries) bytes += entryPayloadBytes(entry) + ENTRY_OVERHEAD_BYTES;
     this.send(to, { type: 'appendEntries', term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
@@ -1211,16 +1218,18 @@ export class RaftCore {
     return true;
   }
 
-  /** The commit notices `sendAppend` deferred to the Ready and no AppendEntries made redundant. */
-  private sendCommitNotices(): void {
-    this.commitNoticesPending = false;
+  /** The empty appends and commit notices `sendAppend` deferred to the Ready, for the followers no
+   * AppendEntries reached meanwhile. */
+  private sendDeferredAppends(): void {
+    this.appendsDue = false;
+    const leading = this.role === 'leader';
+    this.sendingDeferred = true;
     for (const [member, progress] of this.progress) {
-      if (!progress.commitNoticeDue) continue;
-      progress.commitNoticeDue = false;
-      // committedSent was at most the follower's match when the notice was due (match = lastIndex).
-      if (this.role === 'leader')
-        this.send(member, { type: 'commit', term: this.term, commit: LogIndex(progress.committedSent) });
+      if (!progress.appendDue) continue;
+      progress.appendDue = false;
+      if (leading) this.sendAppend(member, true);
     }
+    this.sendingDeferred = false;
   }
 
   private startSnapshot(to: NodeId, progress: Progress): boolean {
