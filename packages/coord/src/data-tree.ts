@@ -616,7 +616,7 @@ const NODE_KIND_INDEX = new Map<NodeKind, number>(NODE_KINDS.map((kind, index) =
  * an object per node for the generic struct encoder. The bytes are the schema's (a test holds them
  * equal), so `restore` decodes them with the schema.
  */
-function writeSnapshotNode(writer: Writer, path: string, node: ZNode): void {
+export function writeSnapshotNode(writer: Writer, path: string, node: ZNode): void {
   writer.string(path);
   writer.varuint(node.data.length);
   writer.raw(node.data);
@@ -638,27 +638,11 @@ function writeInt(writer: Writer, value: number): void {
   writer.varuint(value >= 0 ? value * 2 : -value * 2 - 1);
 }
 
-/** The generic encoding of one snapshot node (tests compare it with `writeSnapshotNode`). */
+/** The schema's encoding of one snapshot node (the test holds `writeSnapshotNode` equal to it). */
 export function encodeSnapshotNodeGeneric(writer: Writer, path: string, node: ZNode): void {
-  snapshotNodeSchema.encode(writer, {
-    path,
-    data: node.data,
-    czxid: node.czxid,
-    mzxid: node.mzxid,
-    pzxid: node.pzxid,
-    ctime: node.ctime,
-    mtime: node.mtime,
-    version: node.version,
-    cversion: node.cversion,
-    aversion: node.aversion,
-    ephemeralOwner: node.ephemeralOwner,
-    kind: node.kind,
-    ttlMs: node.ttlMs,
-  });
+  // The struct encodes its declared fields only; the node's own extra ones (children) are ignored.
+  snapshotNodeSchema.encode(writer, { ...node, path });
 }
-
-/** The fast encoding of one snapshot node, exported for the equivalence test. */
-export { writeSnapshotNode };
 
 const snapshotNodeSchema = s.struct({
   path: s.string({ bytesMax: 4096 }),
