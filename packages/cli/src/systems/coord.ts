@@ -4,7 +4,7 @@
  * server with the ZooKeeper protocol (our `ZkClient`; zkCli and other ZooKeeper clients work too).
  */
 import { CreateMode, type Stat } from '@dsys/coord';
-import { coordNodeEntry, runCoordMain, ZkClient, ZkError } from '@dsys/coord/real';
+import { coordNodeEntry, coordStartUsage, runCoordMain, ZkClient, ZkError } from '@dsys/coord/real';
 import { startLocalCluster } from '../cluster-up.js';
 import { type Command, type Flags, stringFlag, UsageError } from '../command.js';
 import type { SystemCluster, SystemEntry } from '../systems.js';
@@ -89,7 +89,8 @@ const command: Command = {
     upCommand('coord', cluster),
     {
       name: 'start',
-      summary: 'run one ensemble member in the foreground (see --help for its flags)',
+      summary: 'run one ensemble member in the foreground (flags below)',
+      details: coordStartUsage(),
       rawArgs: (argv) => runCoordMain(argv).then(() => 0),
     },
     {

@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 
 export { COORD_VERSION, fourLetterAnswer } from './four-letter.js';
-export { COORD_FLAGS, runCoordMain } from './main.js';
+export { COORD_FLAGS, coordStartUsage, runCoordMain } from './main.js';
 export { ZkClient, type ZkClientOptions, ZkError } from './zk-client.js';
 export { startZkServer, type ZkServer, type ZkServerOptions } from './zk-server.js';
 

@@ -53,11 +53,16 @@ function integerFlag(flags: ReadonlyMap<string, string>, name: string): number {
   return value;
 }
 
+/** The member's flags, as `dsys coord start --help` prints them. */
+export function coordStartUsage(program = 'dsys coord start'): string {
+  return nodeUsage(program, COORD_FLAGS);
+}
+
 export async function runCoordMain(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   const program = 'dsys coord start';
   const parsed = parseNodeFlags(argv, COORD_FLAGS);
   if (parsed.ok === 'help') {
-    process.stdout.write(nodeUsage(program, COORD_FLAGS));
+    process.stdout.write(coordStartUsage(program));
     process.exit(0);
   }
   if (parsed.ok === false) {
