@@ -1,7 +1,8 @@
 /**
  * Unary gRPC over HTTP/2 cleartext (h2c with prior knowledge, as grpc-go dials an `http://` endpoint),
- * on `node:http2`: just what etcd clients need from the gateway, and the bench's client for both etcd
- * and us. Protocol: github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md.
+ * on our own HTTP/2 connection (`http2/connection.ts`, which says why not node:http2): just what etcd
+ * clients need from the gateway, and the bench's client for both etcd and us. Protocol:
+ * github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md.
  *
  * A call is one HTTP/2 stream: request headers (`:method POST`, `:path /pkg.Service/Method`,
  * `content-type: application/grpc`, optional `grpc-timeout`), one length-prefixed message (a flag byte,
@@ -10,22 +11,13 @@
  * "trailers-only" response: the status rides in the response headers.
  *
  * Bad input never stops the server: a malformed or oversized message is answered with a status code,
- * a broken HTTP/2 session is destroyed (node's http2 answers protocol errors with GOAWAY).
+ * a broken HTTP/2 connection is ended with GOAWAY (only that connection).
  */
-import {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  connect,
-  constants,
-  createServer,
-  type Http2Server,
-  type IncomingHttpHeaders,
-  type IncomingHttpStatusHeader,
-  type ServerHttp2Stream,
-} from 'node:http2';
-import { connect as netConnect, type Socket } from 'node:net';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { DsError } from '@dsys/kit';
 import { type Endpoint, type Logger, parseEndpoint } from '@dsys/runtime-node';
+import { H2Connection, type H2Stream, type StreamListener } from './http2/connection.js';
+import { encodeHeaders, type HeaderList } from './http2/hpack.js';
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */
 export const GrpcCode = {
@@ -143,30 +135,43 @@ export interface GrpcServer {
   close(): Promise<void>;
 }
 
-const RESPONSE_HEADERS = Object.freeze({
-  [constants.HTTP2_HEADER_STATUS]: 200,
-  [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-  'grpc-accept-encoding': 'identity',
-});
-const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
+/** The value of header `name` in a decoded list (names and values alternate), or undefined. */
+export function headerValue(headers: HeaderList, name: string): string | undefined {
+  for (let index = 0; index < headers.length; index += 2) {
+    if (headers[index] === name) return headers[index + 1];
+  }
+  return undefined;
+}
+
+const RESPONSE_FIELDS = [':status', '200', 'content-type', 'application/grpc', 'grpc-accept-encoding', 'identity'];
+const RESPONSE_HEADERS = encodeHeaders(RESPONSE_FIELDS);
+const OK_TRAILERS = encodeHeaders(['grpc-status', '0']);
+const NOT_GRPC_HEADERS = encodeHeaders([':status', '415']);
+/** Streams one client may have open at once (a load generator multiplexes many calls on one connection). */
+const STREAMS_PER_CONNECTION_MAX = 4096;
+/** How long `close()` lets open calls finish before it drops their connections. */
+const CLOSE_GRACE_MS = 2_000;
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const { logger } = options;
-  const server: Http2Server = createServer({
-    // Generous per-session memory: a load generator multiplexes many calls on one connection.
-    maxSessionMemory: 64,
-    settings: { maxConcurrentStreams: 4096 },
+  const connections = new Set<H2Connection>();
+  const server: Server = createServer((socket: Socket) => {
+    // Small frames must leave at once: Nagle's algorithm would hold an answer behind the client's delayed ACK.
+    socket.setNoDelay(true);
+    const connection: H2Connection = new H2Connection(socket, {
+      role: 'server',
+      bodyBytesMax: options.requestBytesMax + MESSAGE_PREFIX_BYTES,
+      maxConcurrentStreams: STREAMS_PER_CONNECTION_MAX,
+      onRequest: (stream) => serveCall(connection, stream, options),
+      onOversized: (stream) =>
+        respondStatus(connection, stream, GrpcCode.RESOURCE_EXHAUSTED, `request over ${options.requestBytesMax} bytes`),
+      onClose: (error) => {
+        connections.delete(connection);
+        if (error !== null) logger.debug('gRPC connection ended', { error });
+      },
+    });
+    connections.add(connection);
   });
-  const sessions = new Set<import('node:http2').ServerHttp2Session>();
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
-    session.on('error', (error) => logger.debug('http2 session error', { error: error.message }));
-  });
-  // Small frames must leave at once: Nagle's algorithm would hold an answer behind the client's delayed ACK.
-  server.on('connection', (socket: Socket) => socket.setNoDelay(true));
-  server.on('sessionError', (error) => logger.debug('http2 session error', { error: error.message }));
-  server.on('stream', (stream, headers) => serveStream(stream, headers, options));
   const endpoint = await new Promise<Endpoint>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.listen.port, options.listen.host, () => {
@@ -182,198 +187,183 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const session of sessions) session.close();
+        for (const connection of connections) connection.shutdown();
+        setTimeout(() => {
+          for (const connection of connections) connection.destroy('server closing');
+        }, CLOSE_GRACE_MS).unref();
       }),
   };
 }
 
-function serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: GrpcServerOptions): void {
-  stream.on('error', (error) => options.logger.debug('http2 stream error', { error: error.message }));
-  const contentType = String(headers[constants.HTTP2_HEADER_CONTENT_TYPE] ?? '');
-  if (headers[constants.HTTP2_HEADER_METHOD] !== 'POST' || !contentType.startsWith('application/grpc')) {
+function serveCall(connection: H2Connection, stream: H2Stream, options: GrpcServerOptions): void {
+  const headers = stream.headers ?? [];
+  const contentType = headerValue(headers, 'content-type') ?? '';
+  if (headerValue(headers, ':method') !== 'POST' || !contentType.startsWith('application/grpc')) {
     // Not gRPC at all (a browser, curl): plain HTTP 415, as grpc-go answers.
-    stream.respond({ [constants.HTTP2_HEADER_STATUS]: 415 }, { endStream: true });
+    connection.respond(stream, NOT_GRPC_HEADERS, null, null);
     return;
   }
-  const path = String(headers[constants.HTTP2_HEADER_PATH] ?? '');
+  const path = headerValue(headers, ':path') ?? '';
   const handler = options.methods.get(path);
   if (handler === undefined) {
-    respondStatus(stream, GrpcCode.UNIMPLEMENTED, `unknown method ${path}`);
+    respondStatus(connection, stream, GrpcCode.UNIMPLEMENTED, `unknown method ${path}`);
     return;
   }
-  const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout'] as string | undefined) ?? options.defaultTimeoutMs;
-  const chunks: Buffer[] = [];
-  let received = 0;
+  const unframed = unframeMessage(stream.body(), options.requestBytesMax);
+  if (!unframed.ok) {
+    respondStatus(connection, stream, unframed.status, unframed.reason);
+    return;
+  }
+  const timeoutMs = parseGrpcTimeoutMs(headerValue(headers, 'grpc-timeout')) ?? options.defaultTimeoutMs;
   let done = false;
-  stream.on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > options.requestBytesMax + MESSAGE_PREFIX_BYTES && !done) {
-      done = true;
-      respondStatus(stream, GrpcCode.RESOURCE_EXHAUSTED, `request over ${options.requestBytesMax} bytes`);
-      return;
-    }
-    if (!done) chunks.push(chunk);
-  });
-  stream.on('end', () => {
+  const timer = setTimeout(() => {
     if (done) return;
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    const unframed = unframeMessage(body, options.requestBytesMax);
-    if (!unframed.ok) {
-      done = true;
-      respondStatus(stream, unframed.status, unframed.reason);
-      return;
-    }
-    const timer = setTimeout(() => {
+    done = true;
+    respondStatus(connection, stream, GrpcCode.DEADLINE_EXCEEDED, 'context deadline exceeded');
+  }, timeoutMs);
+  handler(unframed.message).then(
+    (response) => {
+      clearTimeout(timer);
       if (done) return;
       done = true;
-      respondStatus(stream, GrpcCode.DEADLINE_EXCEEDED, 'context deadline exceeded');
-    }, timeoutMs);
-    handler(unframed.message).then(
-      (response) => {
-        clearTimeout(timer);
-        if (done) return;
-        done = true;
-        respondMessage(stream, response);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        if (done) return;
-        done = true;
-        if (error instanceof GrpcError) respondStatus(stream, error.status as GrpcCode, error.detail.message);
-        else {
-          options.logger.error('gRPC handler failed', { path, error });
-          respondStatus(stream, GrpcCode.INTERNAL, error instanceof Error ? error.message : String(error));
-        }
-      },
-    );
-  });
-}
-
-function respondMessage(stream: ServerHttp2Stream, message: Uint8Array): void {
-  if (stream.destroyed || stream.closed) return;
-  stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-  stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-  stream.end(frameMessage(message));
+      connection.respond(stream, RESPONSE_HEADERS, frameMessage(response), OK_TRAILERS);
+    },
+    (error: unknown) => {
+      clearTimeout(timer);
+      if (done) return;
+      done = true;
+      if (error instanceof GrpcError) respondStatus(connection, stream, error.status as GrpcCode, error.detail.message);
+      else {
+        options.logger.error('gRPC handler failed', { path, error });
+        respondStatus(connection, stream, GrpcCode.INTERNAL, error instanceof Error ? error.message : String(error));
+      }
+    },
+  );
 }
 
 /** A trailers-only response: the status in the headers, no body. */
-function respondStatus(stream: ServerHttp2Stream, status: GrpcCode, message: string): void {
-  if (stream.destroyed || stream.closed) return;
-  if (stream.headersSent) {
-    stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-    return;
-  }
-  stream.respond(
-    {
-      ...RESPONSE_HEADERS,
-      'grpc-status': String(status),
-      'grpc-message': encodeGrpcMessage(message),
-    },
-    { endStream: true },
-  );
+function respondStatus(connection: H2Connection, stream: H2Stream, status: GrpcCode, message: string): void {
+  const block = encodeHeaders([
+    ...RESPONSE_FIELDS,
+    'grpc-status',
+    String(status),
+    'grpc-message',
+    encodeGrpcMessage(message),
+  ]);
+  connection.respond(stream, block, null, null);
 }
 
 // ------------------------------------------------------------------------------------------------
 // Client
 
+/** The largest answer a client call accepts (etcd's client allows up to 2 GiB; ranges here stay far below). */
+const ANSWER_BYTES_MAX = 64 * 1024 * 1024;
+
 /** One HTTP/2 connection to a gRPC server; calls multiplex on it. */
 export class GrpcChannel {
   readonly target: string;
-  private session: ClientHttp2Session | null = null;
+  private connectionNow: H2Connection | null = null;
   private closed = false;
 
   constructor(target: string) {
     this.target = target;
   }
 
-  private connection(): ClientHttp2Session {
+  private connection(): H2Connection {
     if (this.closed) throw new GrpcError(GrpcCode.CANCELLED, 'channel closed');
-    const current = this.session;
-    if (current !== null && !current.closed && !current.destroyed) return current;
+    const current = this.connectionNow;
+    if (current?.usable) return current;
     const endpoint = parseEndpoint(this.target);
     if (!endpoint.ok) throw new GrpcError(GrpcCode.INVALID_ARGUMENT, endpoint.error);
     const { host, port } = endpoint.value;
-    const session = connect(`http://${this.target}`, {
-      settings: { enablePush: false },
-      maxSessionMemory: 64,
-      // As grpc-go: no Nagle delay on small frames.
-      createConnection: () => netConnect({ host, port, noDelay: true }),
+    // As grpc-go: no Nagle delay on small frames. Writes before the connect completes are buffered.
+    const socket = netConnect({ host, port, noDelay: true });
+    const connection: H2Connection = new H2Connection(socket, {
+      role: 'client',
+      bodyBytesMax: ANSWER_BYTES_MAX,
+      onClose: () => {
+        if (this.connectionNow === connection) this.connectionNow = null;
+      },
     });
-    session.on('error', () => {
-      // Each call on it fails with its own stream error; the next call reconnects.
-    });
-    session.on('close', () => {
-      if (this.session === session) this.session = null;
-    });
-    this.session = session;
-    return session;
+    this.connectionNow = connection;
+    return connection;
   }
 
   /** One unary call: resolves with the response message, rejects with a `GrpcError`. */
   call(path: string, request: Uint8Array, timeoutMs: number): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
-      let stream: ClientHttp2Stream;
+      let connection: H2Connection;
       try {
-        stream = this.connection().request({
-          [constants.HTTP2_HEADER_METHOD]: 'POST',
-          [constants.HTTP2_HEADER_PATH]: path,
-          [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-          te: 'trailers',
-          'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m`,
-        });
+        connection = this.connection();
       } catch (error) {
         reject(error instanceof GrpcError ? error : new GrpcError(GrpcCode.UNAVAILABLE, String(error)));
         return;
       }
-      const chunks: Buffer[] = [];
-      let status: number | null = null;
-      let statusMessage = '';
-      const readStatus = (headers: IncomingHttpHeaders & IncomingHttpStatusHeader) => {
-        const value = headers['grpc-status'];
-        if (value === undefined) return;
-        status = Number(value);
-        statusMessage = decodeGrpcMessage(String(headers['grpc-message'] ?? ''));
+      const headerBlock = encodeHeaders([
+        ':method',
+        'POST',
+        ':scheme',
+        'http',
+        ':path',
+        path,
+        ':authority',
+        this.target,
+        'content-type',
+        'application/grpc',
+        'te',
+        'trailers',
+        'grpc-timeout',
+        `${Math.max(1, Math.ceil(timeoutMs))}m`,
+      ]);
+      let settled = false;
+      const listener: StreamListener = {
+        onEnd: (ended) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          const answer = answerOf(ended);
+          if (answer instanceof GrpcError) reject(answer);
+          else resolve(answer);
+        },
+        onFail: (_failed, reason) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(new GrpcError(GrpcCode.UNAVAILABLE, reason));
+        },
       };
+      const stream = connection.request(headerBlock, frameMessage(request), listener);
       const timer = setTimeout(() => {
-        stream.close(constants.NGHTTP2_CANCEL);
+        if (settled) return;
+        settled = true;
+        connection.cancel(stream);
         reject(new GrpcError(GrpcCode.DEADLINE_EXCEEDED, `no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      stream.on('response', (headers) => {
-        const httpStatus = Number(headers[constants.HTTP2_HEADER_STATUS]);
-        if (httpStatus !== 200) {
-          status = GrpcCode.UNKNOWN;
-          statusMessage = `HTTP status ${httpStatus}`;
-        }
-        readStatus(headers);
-      });
-      stream.on('trailers', (headers) => readStatus(headers as IncomingHttpHeaders & IncomingHttpStatusHeader));
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('error', (error) => {
-        clearTimeout(timer);
-        reject(new GrpcError(GrpcCode.UNAVAILABLE, error.message));
-      });
-      stream.on('close', () => {
-        clearTimeout(timer);
-        if (status === null) {
-          reject(new GrpcError(GrpcCode.UNAVAILABLE, `stream closed without a status (${stream.rstCode})`));
-          return;
-        }
-        if (status !== GrpcCode.OK) {
-          reject(new GrpcError(status, statusMessage));
-          return;
-        }
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        const unframed = unframeMessage(body, 64 * 1024 * 1024);
-        if (unframed.ok) resolve(unframed.message);
-        else reject(new GrpcError(unframed.status, unframed.reason));
-      });
-      stream.end(frameMessage(request));
     });
   }
 
   close(): void {
     this.closed = true;
-    this.session?.close();
-    this.session = null;
+    this.connectionNow?.shutdown();
+    this.connectionNow = null;
   }
+}
+
+/** A finished call's message, or its non-OK status as an error. */
+function answerOf(stream: H2Stream): Buffer | GrpcError {
+  const headers = stream.headers ?? [];
+  const httpStatus = headerValue(headers, ':status');
+  // The status rides in the trailers, or in the headers of a trailers-only answer.
+  const statusFields = stream.trailers ?? headers;
+  const grpcStatus = headerValue(statusFields, 'grpc-status');
+  if (grpcStatus === undefined) {
+    if (httpStatus !== '200') return new GrpcError(GrpcCode.UNKNOWN, `HTTP status ${httpStatus}`);
+    return new GrpcError(GrpcCode.UNKNOWN, 'answer without a grpc-status');
+  }
+  const status = Number(grpcStatus);
+  if (status !== GrpcCode.OK) {
+    return new GrpcError(status, decodeGrpcMessage(headerValue(statusFields, 'grpc-message') ?? ''));
+  }
+  const unframed = unframeMessage(stream.body(), ANSWER_BYTES_MAX);
+  return unframed.ok ? unframed.message : new GrpcError(unframed.status, unframed.reason);
 }
