@@ -43,6 +43,7 @@ import {
   frame,
   H2Code,
   rstStreamFrame,
+  Setting,
   settingsFrame,
   WINDOW_MAX,
   windowUpdateFrame,
@@ -890,6 +891,96 @@ describe('a raw socket: what is not a connection error', () => {
       'nothing answered on the reset stream',
     );
     noGoaway(peer.reader);
+  });
+});
+
+/** Polls `condition` (for state no frame announces) every 10 ms, failing after `timeoutMs`. */
+async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('a client that does not take its answers: the server stops taking work', () => {
+  /** An echo server that counts the calls it answered, with a small output allowance. */
+  async function countingServer(defer: (cleanup: () => unknown) => void, outputBytesMax: number) {
+    const counts = { calls: 0 };
+    const server = await startGrpcServer({
+      listen: LOCAL,
+      methods: new Map<string, UnaryHandler>([
+        [
+          ECHO,
+          async (request) => {
+            counts.calls++;
+            return request;
+          },
+        ],
+      ]),
+      logger,
+      requestBytesMax: 8 * MiB,
+      defaultTimeoutMs: 5000,
+      outputBytesMax,
+    });
+    defer(() => server.close());
+    return { server, counts };
+  }
+
+  test('answers held by flow control: new streams are refused (REFUSED_STREAM) until the client opens windows', async (t) => {
+    const defer = scope(t);
+    const { server, counts } = await countingServer(defer, 50 * 1024);
+    const peer = await RawPeer.open(server.endpoint, defer);
+    peer.start(); // default windows: 65,535 bytes for the connection and each stream
+    const message = Buffer.alloc(16_000, 7); // one DATA frame each (16,384 at most)
+    // 8 answers of 16,005 bytes, 65,535 of window: 62,505 bytes wait in the server, over the 50 KiB
+    // allowance only once the 8th answer is queued, so none of these 8 can be refused.
+    const first = Array.from({ length: 8 }, (_, index) => 1 + 2 * index);
+    peer.send(...first.flatMap((id) => call(id, message)));
+    await waitUntil(() => counts.calls === 8, 'the 8 calls answered');
+    await new Promise((resolve) => setImmediate(resolve));
+    peer.send(...call(17, message));
+    assert.equal(await peer.reader.reset(17), H2Code.REFUSED_STREAM);
+    // Windows opened: every held answer arrives, whole, and new work is taken again.
+    peer.send(windowUpdateFrame(0, 16 * MiB), ...first.map((id) => windowUpdateFrame(id, 1 * MiB)));
+    for (const id of first) assert.deepEqual((await peer.reader.answer(id)).data, frameMessage(message));
+    peer.send(...call(19, Buffer.from('after')));
+    assertOkAnswer(await peer.reader.answer(19), 'after');
+  });
+
+  test('a client that stops reading its socket: the server stops reading requests until it drains', async (t) => {
+    const defer = scope(t);
+    const { server, counts } = await countingServer(defer, 64 * 1024);
+    const peer = await RawPeer.open(server.endpoint, defer);
+    // Windows wide open, so only the socket holds answers back.
+    peer.send(
+      CLIENT_PREFACE,
+      settingsFrame([[Setting.INITIAL_WINDOW_SIZE, WINDOW_MAX]]),
+      windowUpdateFrame(0, WINDOW_MAX - 65_535),
+    );
+    peer.socket.pause();
+    const calls = 2400;
+    const message = Buffer.alloc(16_000, 3); // one DATA frame each (16,384 at most)
+    for (let index = 0; index < calls; index++) peer.send(...call(1 + 2 * index, message));
+    // 2,400 answers of 16 KB (38 MB) cannot all sit in loopback buffers: the count must stall.
+    // Polled (nothing arrives on the paused socket to wake a frame watcher): stalled = no new call for 300 ms.
+    let stable = { calls: -1, since: performance.now() };
+    const deadline = performance.now() + 15_000;
+    while (performance.now() - stable.since < 300) {
+      assert.ok(performance.now() < deadline, `the server kept taking calls (${counts.calls})`);
+      if (counts.calls !== stable.calls) stable = { calls: counts.calls, since: performance.now() };
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(counts.calls < calls, `the server answered all ${calls} calls into a socket nobody read`);
+    peer.socket.resume();
+    const last = 1 + 2 * (calls - 1);
+    await peer.reader.until(
+      () =>
+        peer.reader.frames.some((f) => f.streamId === last && (f.flags & Flag.END_STREAM) !== 0) ? true : undefined,
+      'the last answer',
+      20_000,
+    );
+    assert.equal(counts.calls, calls);
   });
 });
 

@@ -128,6 +128,8 @@ export interface GrpcServerOptions {
   readonly requestBytesMax: number;
   /** A call without a `grpc-timeout` gets this deadline. */
   readonly defaultTimeoutMs: number;
+  /** Answers a connection may hold unsent before the server stops reading it (default 16 MiB). */
+  readonly outputBytesMax?: number;
 }
 
 export interface GrpcServer {
@@ -162,6 +164,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       role: 'server',
       bodyBytesMax: options.requestBytesMax + MESSAGE_PREFIX_BYTES,
       maxConcurrentStreams: STREAMS_PER_CONNECTION_MAX,
+      ...(options.outputBytesMax === undefined ? {} : { outputBytesMax: options.outputBytesMax }),
       onRequest: (stream) => serveCall(connection, stream, options),
       onOversized: (stream) =>
         respondStatus(connection, stream, GrpcCode.RESOURCE_EXHAUSTED, `request over ${options.requestBytesMax} bytes`),

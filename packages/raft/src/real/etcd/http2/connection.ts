@@ -58,6 +58,8 @@ const HEADER_BLOCK_BYTES_MAX = 256 * 1024;
 const HEADER_LIST_BYTES_MAX = 64 * 1024;
 /** How long a connection that sent GOAWAY for an error waits for the peer before it drops the socket. */
 const CLOSE_GRACE_MS = 1_000;
+/** Default `outputBytesMax`. */
+const OUTPUT_BYTES_MAX = 16 * 1024 * 1024;
 
 export type Role = 'server' | 'client';
 
@@ -128,6 +130,13 @@ export interface H2ConnectionOptions {
   readonly onRequest?: (stream: H2Stream) => void;
   /** Server: a request's body passed `bodyBytesMax`; its later data is dropped, answer it now. */
   readonly onOversized?: (stream: H2Stream) => void;
+  /**
+   * Server: bytes our socket may hold unsent (the client is not reading) before we stop reading the
+   * client's requests until it drains, and bytes of answers that may wait for flow-control window
+   * before new streams are refused (REFUSED_STREAM): a client that sends without reading, or without
+   * opening windows, cannot make us buffer without end.
+   */
+  readonly outputBytesMax?: number;
   /** The connection is gone (socket closed); `error` says why when it was not a clean end. */
   readonly onClose?: (error: string | null) => void;
 }
@@ -163,6 +172,9 @@ export class H2Connection {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushScheduled = false;
+  private readPaused = false;
+  /** Output bytes waiting in streams' queues for the peer's flow-control window. */
+  private queuedBytes = 0;
   private goawaySent = false;
   private goawayReceived = false;
   private closed = false;
@@ -527,7 +539,11 @@ export class H2Connection {
     if (streamId <= this.lastPeerStreamId) return; // A stream already closed (for example reset by us).
     this.lastPeerStreamId = streamId;
     if (this.goawaySent) return; // Not processed: the client learned the last id from our GOAWAY.
-    if (this.streams.size >= (this.options.maxConcurrentStreams ?? 4096)) {
+    // Refused also while answers wait for window the client does not open: no new work to hold.
+    if (
+      this.streams.size >= (this.options.maxConcurrentStreams ?? 4096) ||
+      this.queuedBytes > (this.options.outputBytesMax ?? OUTPUT_BYTES_MAX)
+    ) {
       this.write(rstStreamFrame(streamId, H2Code.REFUSED_STREAM));
       return;
     }
@@ -659,7 +675,7 @@ export class H2Connection {
   private sendHeaders(stream: H2Stream, block: Buffer, endStream: boolean): void {
     if (stream.queued.length > 0) {
       // Behind DATA that waits for window (trailers after the body).
-      stream.queued.push({ kind: 'headers', bytes: block, end: endStream });
+      this.enqueue(stream, { kind: 'headers', bytes: block, end: endStream });
       return;
     }
     this.writeHeaders(stream, block, endStream);
@@ -683,12 +699,12 @@ export class H2Connection {
 
   private sendData(stream: H2Stream, data: Buffer, endStream: boolean): void {
     if (stream.queued.length > 0) {
-      stream.queued.push({ kind: 'data', bytes: data, end: endStream });
+      this.enqueue(stream, { kind: 'data', bytes: data, end: endStream });
       return;
     }
     const rest = this.writeData(stream, data, endStream);
     if (rest !== null) {
-      stream.queued.push({ kind: 'data', bytes: rest, end: endStream });
+      this.enqueue(stream, { kind: 'data', bytes: rest, end: endStream });
       this.blocked.add(stream);
     }
   }
@@ -722,17 +738,28 @@ export class H2Connection {
     return null;
   }
 
+  private enqueue(stream: H2Stream, item: H2Stream['queued'][number]): void {
+    stream.queued.push(item);
+    this.queuedBytes += item.bytes.length;
+  }
+
+  private dropQueued(stream: H2Stream): void {
+    for (const item of stream.queued) this.queuedBytes -= item.bytes.length;
+    stream.queued = [];
+  }
+
   /** Window opened: sends queued output, stream by stream in the order they blocked. */
   private flushBlocked(): void {
     for (const stream of this.blocked) {
       if (this.connectionSendWindow <= 0) return;
       if (!this.streams.has(stream.id) || stream.cancelled) {
-        stream.queued = [];
+        this.dropQueued(stream);
         this.blocked.delete(stream);
         continue;
       }
       while (stream.queued.length > 0) {
         const next = stream.queued[0]!;
+        this.queuedBytes -= next.bytes.length;
         if (next.kind === 'headers') {
           stream.queued.shift();
           this.writeHeaders(stream, next.bytes, next.end);
@@ -741,6 +768,7 @@ export class H2Connection {
         const rest = this.writeData(stream, next.bytes, next.end);
         if (rest !== null) {
           next.bytes = rest;
+          this.queuedBytes += rest.length;
           break;
         }
         stream.queued.shift();
@@ -772,6 +800,7 @@ export class H2Connection {
     if (!this.streams.delete(stream.id)) return;
     // The body leaves this connection's accounting; an ended stream's reader still has it.
     this.bufferedBytes -= stream.bodyBytes;
+    this.dropQueued(stream);
     this.blocked.delete(stream);
     if (this.options.role === 'client') this.startWaiting();
     if ((this.goawaySent || this.goawayReceived) && this.streams.size === 0) this.endSocket();
@@ -801,6 +830,19 @@ export class H2Connection {
       this.socket.cork();
       for (const buffer of out) this.socket.write(buffer);
       this.socket.uncork();
+    }
+    // Servers only: a client that stopped reading its own requests' answers would deadlock with it.
+    if (
+      this.options.role === 'server' &&
+      !this.readPaused &&
+      this.socket.writableLength > (this.options.outputBytesMax ?? OUTPUT_BYTES_MAX)
+    ) {
+      this.readPaused = true;
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        this.readPaused = false;
+        this.socket.resume();
+      });
     }
   }
 
