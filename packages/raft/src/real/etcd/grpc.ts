@@ -138,7 +138,7 @@ export interface GrpcServer {
 }
 
 /** The value of header `name` in a decoded list (names and values alternate), or undefined. */
-export function headerValue(headers: HeaderList, name: string): string | undefined {
+function headerValue(headers: HeaderList, name: string): string | undefined {
   for (let index = 0; index < headers.length; index += 2) {
     if (headers[index] === name) return headers[index + 1];
   }

@@ -63,6 +63,9 @@ const OUTPUT_BYTES_MAX = 16 * 1024 * 1024;
 
 export type Role = 'server' | 'client';
 
+/** Shared by every "nothing here" buffer: no allocation for an empty body, trailers or input. */
+const EMPTY = Buffer.alloc(0);
+
 /** One stream; the fields are what a gRPC caller reads. */
 export class H2Stream {
   /** 0 for a client request still waiting for a stream slot. */
@@ -149,7 +152,7 @@ export class H2Connection {
   /** Streams with output waiting for window, in the order they blocked. */
   private readonly blocked = new Set<H2Stream>();
 
-  private input: Buffer = Buffer.alloc(0);
+  private input: Buffer = EMPTY;
   /** Server: bytes of the client preface still expected; -1 once it matched. */
   private prefaceMatched = 0;
   private settingsReceived = false;
@@ -172,7 +175,6 @@ export class H2Connection {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushScheduled = false;
-  private readPaused = false;
   /** Output bytes waiting in streams' queues for the peer's flow-control window. */
   private queuedBytes = 0;
   private goawaySent = false;
@@ -200,11 +202,6 @@ export class H2Connection {
     if (options.role === 'client') this.write(CLIENT_PREFACE);
     this.write(settingsFrame(settings));
     this.write(windowUpdateFrame(0, CONNECTION_WINDOW_BYTES - WINDOW_DEFAULT));
-  }
-
-  /** Streams open now (requests in progress). */
-  get activeStreams(): number {
-    return this.streams.size + this.waiting.length;
   }
 
   /** Client: whether new requests may still go on this connection. */
@@ -279,8 +276,8 @@ export class H2Connection {
       this.sendHeaders(stream, headerBlock, true);
       return;
     }
-    const data = body ?? Buffer.alloc(0);
-    const trailers = trailerBlock ?? Buffer.alloc(0);
+    const data = body ?? EMPTY;
+    const trailers = trailerBlock ?? EMPTY;
     const frameBytesMax = this.peerMaxFrameBytes;
     const fits =
       stream.queued.length === 0 &&
@@ -361,7 +358,7 @@ export class H2Connection {
         offset += FRAME_HEADER_BYTES + length;
         this.onFrame(type, flags, streamId, payload);
       }
-      this.input = offset === input.length ? Buffer.alloc(0) : input.subarray(offset);
+      this.input = offset === input.length ? EMPTY : input.subarray(offset);
     } catch (error) {
       if (error instanceof ConnectionError) this.fail(error.code, error.message);
       else if (error instanceof HpackError) this.fail(H2Code.COMPRESSION_ERROR, error.message);
@@ -466,17 +463,16 @@ export class H2Connection {
       stream.recvWindow += stream.recvConsumed;
       stream.recvConsumed = 0;
     }
+    let oversized = false;
     if (!stream.discarding && data.length > 0) {
       if (
         stream.bodyBytes + data.length > this.options.bodyBytesMax ||
         this.bufferedBytes + data.length > BUFFERED_BYTES_MAX
       ) {
+        oversized = true;
         stream.discarding = true;
         this.bufferedBytes -= stream.dropBody();
-        // The client may have ended its half in this frame: the answer must not reset a closed stream.
-        if (endStream) stream.remoteEnded = true;
-        if (this.options.role === 'server') this.options.onOversized?.(stream);
-        else {
+        if (this.options.role === 'client') {
           this.cancel(stream);
           stream.listener?.onFail(stream, `answer over ${this.options.bodyBytesMax} bytes`, false);
           return;
@@ -487,6 +483,8 @@ export class H2Connection {
       }
     }
     if (endStream) this.remoteEnd(stream);
+    // After the END_STREAM of this frame is taken: an answer to a request that ended needs no reset.
+    if (oversized) this.options.onOversized?.(stream);
   }
 
   private onHeaders(flags: number, streamId: number, payload: Buffer): void {
@@ -834,15 +832,11 @@ export class H2Connection {
     // Servers only: a client that stopped reading its own requests' answers would deadlock with it.
     if (
       this.options.role === 'server' &&
-      !this.readPaused &&
+      !this.socket.isPaused() &&
       this.socket.writableLength > (this.options.outputBytesMax ?? OUTPUT_BYTES_MAX)
     ) {
-      this.readPaused = true;
       this.socket.pause();
-      this.socket.once('drain', () => {
-        this.readPaused = false;
-        this.socket.resume();
-      });
+      this.socket.once('drain', () => this.socket.resume());
     }
   }
 
