@@ -68,11 +68,19 @@ function checkRecord(bytes: Uint8Array, offset: number): RecordCheck {
 
 /** Is there any valid record starting anywhere in bytes[from..]? (Only run on the failure path.) */
 function validRecordAfter(bytes: Uint8Array, from: number): boolean {
-  for (let offset = from; offset + RECORD_HEADER_BYTES <= bytes.length; offset++) {
-    const check = checkRecord(bytes, offset);
-    if (check.valid) return true;
-    // An all-zero header "checks" only if crc32c of 8 zero bytes were 0, which it is not; so zeroed
-    // preallocated space never counts as a record.
+  let offset = from;
+  while (offset + RECORD_HEADER_BYTES <= bytes.length) {
+    // An all-zero header would check only if crc32c of 8 zero bytes were 0, which it is not; so zeroed
+    // (preallocated) space never counts as a record, and a run of zeros is skipped at once instead of
+    // checking a header at each of its offsets (megabytes of them after a preallocating writer).
+    let nonZero = offset;
+    while (nonZero < bytes.length && bytes[nonZero] === 0) nonZero++;
+    if (nonZero - offset >= RECORD_HEADER_BYTES) {
+      offset = nonZero - RECORD_HEADER_BYTES + 1;
+      continue;
+    }
+    if (checkRecord(bytes, offset).valid) return true;
+    offset++;
   }
   return false;
 }

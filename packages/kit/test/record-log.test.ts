@@ -51,3 +51,32 @@ test('a flipped byte in any record but the last is reported as corruption at tha
     if (!scan.ok) assert.ok(scan.corruptAt <= at, `flip at ${at} reported at ${scan.corruptAt}`);
   }
 });
+
+test('zeros after the records (preallocated space) are a torn tail of zeros; a record after them is still found', () => {
+  const zeros = 4 * 1024 * 1024;
+  const preallocated = new Uint8Array(file.length + zeros);
+  preallocated.set(file);
+  const scan = scanRecords(preallocated);
+  assert.ok(scan.ok);
+  assert.deepEqual(scan.records, payloads);
+  assert.deepEqual([scan.validBytes, scan.tornBytes], [file.length, zeros]);
+
+  // A valid record far into the zeros: damage before it is corruption, not a torn tail. The record is
+  // empty, so its header starts with 8 zero bytes (length, crc32c of nothing): the search that skips
+  // runs of zeros must not jump over it.
+  const lone = encodeRecords([new Uint8Array(0)]);
+  assert.deepEqual([...lone.subarray(0, 8)], [0, 0, 0, 0, 0, 0, 0, 0]);
+  for (const at of [
+    file.length + 1,
+    file.length + RECORD_HEADER_BYTES,
+    file.length + 4096 + 3,
+    preallocated.length - lone.length,
+  ]) {
+    const hole = preallocated.slice();
+    hole.set(lone, at);
+    hole.fill(0, RECORD_HEADER_BYTES + 3, file.length); // every record after the first, zeroed
+    const damaged = scanRecords(hole);
+    assert.equal(damaged.ok, false, `record at ${at} not found after the zeros`);
+    if (!damaged.ok) assert.equal(damaged.corruptAt, RECORD_HEADER_BYTES + 3);
+  }
+});

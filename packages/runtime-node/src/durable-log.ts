@@ -20,9 +20,26 @@
  * Recovery takes the highest snapshot generation (or 1 without any) and deletes everything else, so a
  * crash before the rename leaves the old state and a crash after it the new, never a mix.
  *
+ * Preallocation: the segment is kept zero-filled ahead of its last record (`preallocateBytes`, written
+ * with real zeros, not `fallocate`'s unwritten extents, whose conversion is itself a metadata
+ * change). An fdatasync after appending must also write the inode for the new file size: a second
+ * synchronous write on ext4 without a journal (this project's VM), a journal commit with one. Over
+ * blocks already written, the size does not change, and the inode is written only when the file's
+ * mtime moved to a new clock tick (every 4 ms here) since the last fdatasync. Measured on the VM, one
+ * process doing 8 KiB write + fdatasync back to back (/sys/block I/O counters): 3.0 device writes
+ * per fdatasync appending, 2.05 over zeros (data + flush), 0.32 against 0.20 ms; with 3 ms between
+ * fdatasyncs (a new mtime each time), 3.05 against 2.86, 0.56 against 0.45 ms. Three processes at
+ * once: p50 0.78-0.86 ms appending, 0.64 ms over zeros. (etcd preallocates its 64 MB WAL files;
+ * PostgreSQL recycles zero-filled WAL segments.) The zeros are written in the same group commit as the
+ * records that ran low on them, half a chunk at a time, so one fdatasync in a few hundred writes the
+ * new size.
+ *
  * Recovery of the segment (kit/record-log.ts): a damaged record with no valid record after it is a
  * torn tail from a crash mid-write and is truncated (logged); a damaged record followed by a valid
  * one is corruption of durable bytes, and `open` fails with an error naming the file and offset.
+ * Preallocated zeros after the last record are neither (a zero header never checks): recovery keeps
+ * them without a warning. A torn tail inside them (part of a record, then zeros) is truncated like
+ * any other, zeros included, so no stale byte of it can survive behind the records written next.
  */
 import { writeSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
@@ -37,6 +54,8 @@ import { decodeSnapshotFile, encodeSnapshotFile } from './snapshot-file.js';
 export const INITIAL_GENERATION = 1;
 /** Largest single `write` of a group commit; bigger batches are written in pieces before one fsync. */
 export const WRITE_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
+/** Zero-filled bytes kept ahead of the last record (see the header); 0 turns preallocation off. */
+export const PREALLOCATE_BYTES_DEFAULT = 4 * 1024 * 1024;
 
 export type CompactionStep = 'segment-written' | 'snapshot-temp-written' | 'snapshot-renamed' | 'old-deleted';
 
@@ -52,6 +71,8 @@ export interface DurableLogOptions {
   readonly logger?: Logger;
   readonly metrics?: MetricsRegistry;
   readonly writeBytesMax?: number;
+  /** Default `PREALLOCATE_BYTES_DEFAULT`; 0: the segment ends at its last record. */
+  readonly preallocateBytes?: number;
   readonly hooks?: StorageHooks;
 }
 
@@ -140,6 +161,21 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
   }
 }
 
+/** Source of the zeros written ahead of the records (never written to). */
+const ZEROS = new Uint8Array(1024 * 1024);
+
+/** Writes zeros over `[from, to)`. */
+async function writeZeros(handle: FileHandle, from: number, to: number): Promise<void> {
+  for (let position = from; position < to; position += ZEROS.length) {
+    await writeAll(handle, ZEROS.subarray(0, Math.min(ZEROS.length, to - position)), position);
+  }
+}
+
+function allZero(bytes: Uint8Array, from: number): boolean {
+  for (let i = from; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
 async function unlinkIfPresent(file: string): Promise<boolean> {
   try {
     await unlink(file);
@@ -181,7 +217,10 @@ interface Recovered {
   generation: number;
   snapshot: Uint8Array | null;
   records: Uint8Array[];
+  /** Where the next record goes: the end of the last whole record. */
   segmentBytes: number;
+  /** The file's length: `segmentBytes` plus the zeros preallocated after it. */
+  fileBytes: number;
 }
 
 /** Reads the committed state, truncating a torn tail; throws `StorageError` on corruption. */
@@ -203,10 +242,14 @@ async function recover(dir: string, listing: DirectoryListing, logger: Logger): 
       const reason = snapshot === null ? 'later segments exist without their snapshot' : 'its snapshot exists';
       throw new StorageError({ code: 'MISSING_SEGMENT', file, reason });
     }
-    return { generation, snapshot, records: [], segmentBytes: 0 };
+    return { generation, snapshot, records: [], segmentBytes: 0, fileBytes: 0 };
   }
   const scan = scanRecords(bytes);
   if (!scan.ok) throw new StorageError({ code: 'LOG_CORRUPT', file, offset: scan.corruptAt, reason: scan.reason });
+  if (scan.tornBytes > 0 && allZero(bytes, scan.validBytes)) {
+    // Preallocated space that no record reached yet: nothing was torn.
+    return { generation, snapshot, records: scan.records, segmentBytes: scan.validBytes, fileBytes: bytes.length };
+  }
   if (scan.tornBytes > 0) {
     logger.warn('truncating torn tail of log segment', {
       file,
@@ -222,7 +265,7 @@ async function recover(dir: string, listing: DirectoryListing, logger: Logger): 
       await handle.close();
     }
   }
-  return { generation, snapshot, records: scan.records, segmentBytes: scan.validBytes };
+  return { generation, snapshot, records: scan.records, segmentBytes: scan.validBytes, fileBytes: scan.validBytes };
 }
 
 /** Deletes what a crash left behind: temp snapshots, uncommitted or superseded segments and snapshots. */
@@ -245,10 +288,14 @@ export class DurableLog {
   private readonly metrics: StorageMetrics | null;
   private readonly hooks: StorageHooks;
   private readonly writeBytesMax: number;
+  private readonly preallocateBytes: number;
   private readonly lock: DirectoryLock;
   private handle: FileHandle;
   private generationNow: number;
+  /** End of the last record written (the next record's position). */
   private segmentBytes: number;
+  /** The segment file's length; `fileBytes - segmentBytes` are preallocated zeros. */
+  private fileBytes: number;
 
   private queue: Operation[] = [];
   private queuedBytesNow = 0;
@@ -267,10 +314,13 @@ export class DurableLog {
     this.metrics = storageMetrics(options.metrics);
     this.hooks = options.hooks ?? {};
     this.writeBytesMax = options.writeBytesMax ?? WRITE_BYTES_MAX_DEFAULT;
+    this.preallocateBytes = options.preallocateBytes ?? PREALLOCATE_BYTES_DEFAULT;
+    assert(Number.isInteger(this.preallocateBytes) && this.preallocateBytes >= 0, 'preallocateBytes: not a size');
     this.lock = lock;
     this.handle = handle;
     this.generationNow = recovered.generation;
     this.segmentBytes = recovered.segmentBytes;
+    this.fileBytes = recovered.fileBytes;
   }
 
   /** Locks `dir` (created if missing), recovers it, and returns the log with what it holds. */
@@ -477,6 +527,20 @@ export class DurableLog {
     }
     await flushPending();
     this.metrics?.recordsAppended.inc(records);
+    this.fileBytes = Math.max(this.fileBytes, this.segmentBytes);
+    await this.preallocate();
+  }
+
+  /**
+   * Tops the zeros ahead of the records up to `preallocateBytes` once fewer than half are left. Runs
+   * inside a group commit, before its fsync, so the one fsync that commits the new file size is one
+   * the records needed anyway.
+   */
+  private async preallocate(): Promise<void> {
+    if (this.preallocateBytes === 0 || this.fileBytes - this.segmentBytes >= this.preallocateBytes / 2) return;
+    const target = this.segmentBytes + this.preallocateBytes;
+    await writeZeros(this.handle, this.fileBytes, target);
+    this.fileBytes = target;
   }
 
   private async syncThrough(ticketThrough: number, batch: readonly Extract<Operation, { kind: 'append' }>[]) {
@@ -502,6 +566,7 @@ export class DurableLog {
     const segment = encodeRecords(op.records);
     try {
       await writeAll(handle, segment, 0);
+      await writeZeros(handle, segment.length, segment.length + this.preallocateBytes);
       await handle.sync();
       await fsyncDirectory(this.dir);
       await this.hooks.compactionStep?.('segment-written');
@@ -525,6 +590,7 @@ export class DurableLog {
     this.handle = handle;
     this.generationNow = next;
     this.segmentBytes = segment.length;
+    this.fileBytes = segment.length + this.preallocateBytes;
     await previous.close();
     await this.hooks.compactionStep?.('snapshot-renamed');
     // 3. Superseded files; a crash here only leaves leftovers that recovery deletes.

@@ -38,11 +38,17 @@ async function reopen(dir: string, options: Partial<DurableLogOptions> = {}) {
   return durable;
 }
 
-async function writeRecords(dir: string, values: readonly string[]): Promise<void> {
-  const { log } = await DurableLog.open({ dir });
+async function writeRecords(dir: string, values: readonly string[], options: Partial<DurableLogOptions> = {}) {
+  const { log } = await DurableLog.open({ dir, ...options });
   await log.appendAndWait(values.map(text));
   await log.close();
 }
+
+/** Bytes the framed records take in the segment (where preallocated zeros begin). */
+const framedBytes = (values: readonly string[]) =>
+  values.reduce((sum, value) => sum + RECORD_HEADER_BYTES + text(value).length, 0);
+
+const tornWarning = 'truncating torn tail of log segment';
 
 test('append, sync, reopen: records come back in order; unsynced ones are flushed by close', async () => {
   await withDir('log-basic', async (dir) => {
@@ -109,17 +115,18 @@ test('group commit: 64 concurrent appenders share a handful of fsyncs', async ()
 test('torn tail: cut anywhere inside the last record, recovery truncates it and logs where', async () => {
   await withDir('log-torn', async (dir) => {
     const values = ['first', 'second', 'third', 'the last record'];
-    await writeRecords(dir, values);
+    // Without preallocation the file ends at the last record, so a torn write is a short file.
+    await writeRecords(dir, values, { preallocateBytes: 0 });
     const file = join(dir, segmentName(1));
     const full = await readFile(file);
     const lastStart = full.length - (RECORD_HEADER_BYTES + values[3]!.length);
     for (let cut = lastStart; cut < full.length; cut++) {
       await writeFile(file, full.subarray(0, cut));
       const { logger, lines } = memoryLogger('info');
-      const { log, durable } = await DurableLog.open({ dir, logger });
+      const { log, durable } = await DurableLog.open({ dir, logger, preallocateBytes: 0 });
       assert.deepEqual(texts(durable.records), values.slice(0, 3), `cut at ${cut}`);
       assert.equal((await stat(file)).size, lastStart, `file truncated to the last whole record (cut ${cut})`);
-      const warning = lines.find((line) => line.msg === 'truncating torn tail of log segment');
+      const warning = lines.find((line) => line.msg === tornWarning);
       if (cut === lastStart) assert.equal(warning, undefined);
       else assert.deepEqual([warning?.file, warning?.offset, warning?.bytes], [file, lastStart, cut - lastStart]);
       // The log keeps working after the truncation.
@@ -127,6 +134,95 @@ test('torn tail: cut anywhere inside the last record, recovery truncates it and 
       await log.close();
       assert.deepEqual(texts((await reopen(dir)).records), [...values.slice(0, 3), 'after']);
     }
+  });
+});
+
+test('preallocation: zeros ahead of the records, kept on reopen without a warning, topped up as records fill them', async () => {
+  await withDir('log-prealloc', async (dir) => {
+    const chunk = 4096;
+    const file = join(dir, segmentName(1));
+    const first = ['alpha', 'beta', 'gamma'];
+    await writeRecords(dir, first, { preallocateBytes: chunk });
+    const end = framedBytes(first);
+    assert.equal((await stat(file)).size, end + chunk, 'one chunk of zeros after the records');
+    assert.ok((await readFile(file)).subarray(end).every((byte) => byte === 0));
+
+    const { logger, lines } = memoryLogger('info');
+    const { log, durable } = await DurableLog.open({ dir, logger, preallocateBytes: chunk });
+    assert.deepEqual(texts(durable.records), first);
+    assert.equal(
+      lines.find((line) => line.msg === tornWarning),
+      undefined,
+      'preallocated zeros are not a torn tail',
+    );
+    assert.equal((await stat(file)).size, end + chunk, 'recovery keeps the zeros');
+    // 300 records of 100 bytes: many times the chunk, one group commit each.
+    const more = Array.from({ length: 300 }, (_, i) => `${String(i).padStart(3, '0')}${'x'.repeat(97)}`);
+    for (const value of more) await log.appendAndWait([text(value)]);
+    await log.close();
+    const total = framedBytes([...first, ...more]);
+    const size = (await stat(file)).size;
+    assert.ok(size >= total + chunk / 2 && size <= total + chunk, `zeros topped up (${size} bytes for ${total})`);
+    assert.deepEqual(texts((await reopen(dir, { preallocateBytes: chunk })).records), [...first, ...more]);
+    // A log opened without preallocation reads the same file and writes after the last record.
+    const { log: plain } = await DurableLog.open({ dir, preallocateBytes: 0 });
+    await plain.appendAndWait([text('plain')]);
+    await plain.close();
+    assert.deepEqual(texts((await reopen(dir)).records), [...first, ...more, 'plain']);
+  });
+});
+
+test('a torn write into preallocated zeros (part of a record, then zeros) is truncated with the zeros', async () => {
+  await withDir('log-prealloc-torn', async (dir) => {
+    const values = ['one', 'two', 'three'];
+    await writeRecords(dir, values);
+    const file = join(dir, segmentName(1));
+    const end = framedBytes(values);
+    const full = await readFile(file);
+    assert.ok(full.length > end, 'zeros are preallocated by default');
+    // The first half of a record that a crash interrupted before its fsync.
+    const lost = 'a record that never became durable, with a long payload';
+    const scratch = await tempDir('log-prealloc-torn-frame');
+    let frame: Buffer;
+    try {
+      await writeRecords(scratch.path, [lost], { preallocateBytes: 0 });
+      frame = await readFile(join(scratch.path, segmentName(1)));
+    } finally {
+      await scratch.remove();
+    }
+    for (const cut of [1, RECORD_HEADER_BYTES, Math.floor(frame.length / 2), frame.length - 1]) {
+      const torn = Buffer.from(full);
+      frame.copy(torn, end, 0, cut);
+      await writeFile(file, torn);
+      const { logger, lines } = memoryLogger('info');
+      const { log, durable } = await DurableLog.open({ dir, logger });
+      assert.deepEqual(texts(durable.records), values, `cut ${cut}`);
+      const warning = lines.find((line) => line.msg === tornWarning);
+      assert.deepEqual([warning?.file, warning?.offset], [file, end], `cut ${cut}`);
+      // Truncated at the last whole record: no stale byte of the torn record stays behind what is
+      // written next.
+      assert.equal((await stat(file)).size, end, `cut ${cut}`);
+      await log.appendAndWait([text('after')]);
+      await log.close();
+      assert.deepEqual(texts((await reopen(dir)).records), [...values, 'after'], `cut ${cut}`);
+    }
+  });
+});
+
+test('zeros over a record in the middle (a lost write) are corruption, not the end of the log', async () => {
+  await withDir('log-prealloc-hole', async (dir) => {
+    const values = ['one', 'two', 'three', 'four'];
+    await writeRecords(dir, values);
+    const file = join(dir, segmentName(1));
+    const damaged = Buffer.from(await readFile(file));
+    const secondStart = framedBytes(values.slice(0, 1));
+    damaged.fill(0, secondStart, framedBytes(values.slice(0, 2)));
+    await writeFile(file, damaged);
+    await assert.rejects(DurableLog.open({ dir }), (error: unknown) => {
+      assert.ok(error instanceof StorageError && error.detail.code === 'LOG_CORRUPT');
+      assert.equal(error.detail.offset, secondStart);
+      return true;
+    });
   });
 });
 
@@ -163,7 +259,7 @@ test('documented limit: damage to the very last record is indistinguishable from
     await writeRecords(dir, ['one', 'two']);
     const file = join(dir, segmentName(1));
     const damaged = Buffer.from(await readFile(file));
-    damaged[damaged.length - 1]! ^= 1;
+    damaged[framedBytes(['one', 'two']) - 1]! ^= 1;
     await writeFile(file, damaged);
     assert.deepEqual(texts((await reopen(dir)).records), ['one']);
   });

@@ -158,7 +158,10 @@ describe('a damaged log', () => {
     const path = join(dataDir, segment);
     const original = await readFile(path);
     const damaged = Buffer.from(original);
-    const offset = Math.floor(damaged.length / 2);
+    // The middle of the records, not of the zeros preallocated after them.
+    let recordsEnd = damaged.length;
+    while (recordsEnd > 0 && damaged[recordsEnd - 1] === 0) recordsEnd--;
+    const offset = Math.floor(recordsEnd / 2);
     damaged[offset] = damaged[offset]! ^ 0x40;
     await writeFile(path, damaged);
     const [clientHost, clientPort] = clientEndpoint.split(':') as [string, string];
