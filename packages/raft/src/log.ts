@@ -70,7 +70,8 @@ export class RaftLog {
 
   entryAt(index: number): Entry {
     const entry = this.entries[index - this.snapshot.index - 1];
-    assert(entry !== undefined && entry.index === index, `RaftLog.entryAt: no entry ${index}`);
+    // The message is built only on failure: this runs for every entry sent, applied or checked.
+    if (entry === undefined || entry.index !== index) assert(false, `RaftLog.entryAt: no entry ${index}`);
     return entry;
   }
 
@@ -118,12 +119,13 @@ export class RaftLog {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
     assert(first > this.committed, `RaftLog.append: truncating committed entry ${first}`);
-    assert(first >= this.firstIndex() && first <= this.lastIndex() + 1, `RaftLog.append: gap before ${first}`);
+    if (first < this.firstIndex() || first > this.lastIndex() + 1) assert(false, `RaftLog.append: gap before ${first}`);
     this.entries.length = first - this.firstIndex();
     let previous = this.entries[this.entries.length - 1]?.term ?? this.snapshot.term;
     for (const entry of entries) {
-      assert(entry.index === this.lastIndex() + 1, `RaftLog.append: entry ${entry.index} out of place`);
-      assert(entry.term >= previous, `RaftLog.append: term decreases at ${entry.index}`);
+      // Per entry: messages built only on failure.
+      if (entry.index !== this.lastIndex() + 1) assert(false, `RaftLog.append: entry ${entry.index} out of place`);
+      if (entry.term < previous) assert(false, `RaftLog.append: term decreases at ${entry.index}`);
       previous = entry.term;
       this.entries.push(entry);
     }
@@ -148,14 +150,14 @@ export class RaftLog {
 
   commitTo(index: LogIndex): boolean {
     if (index <= this.committed) return false;
-    assert(index <= this.lastIndex(), `RaftLog.commitTo: ${index} beyond last index ${this.lastIndex()}`);
+    if (index > this.lastIndex()) assert(false, `RaftLog.commitTo: ${index} beyond last index ${this.lastIndex()}`);
     this.committed = index;
     return true;
   }
 
   /** Entries at [from, through], at most `bytesMax` of them (yet always at least one). */
   slice(from: number, through: number, bytesMax: number): Entry[] {
-    assert(from >= this.firstIndex(), `RaftLog.slice: ${from} is compacted`);
+    if (from < this.firstIndex()) assert(false, `RaftLog.slice: ${from} is compacted`);
     const out: Entry[] = [];
     let bytes = 0;
     for (let index = from; index <= through; index++) {

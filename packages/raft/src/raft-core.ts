@@ -1444,9 +1444,12 @@ export class RaftCore {
     assert(this.role !== 'candidate' || this.vote === this.id, 'core: a candidate votes for itself');
     assert(this.role === 'leader' || this.progress.size === 0, 'core: only a leader tracks progress');
     if (this.role === 'leader') {
-      for (const [member, progress] of this.progress) {
-        assert(progress.match < progress.next, `core: n${member} match ${progress.match} >= next ${progress.next}`);
-        assert(progress.match <= this.log.lastIndex(), `core: n${member} matches beyond the log`);
+      // Run after every step: nothing allocated (no [key, value] pairs), messages built only on failure.
+      for (const member of this.progress.keys()) {
+        const progress = this.progress.get(member)!;
+        if (progress.match >= progress.next)
+          assert(false, `core: n${member} match ${progress.match} >= next ${progress.next}`);
+        if (progress.match > this.log.lastIndex()) assert(false, `core: n${member} matches beyond the log`);
       }
       const self = this.progress.get(this.id);
       assert(self === undefined || self.match <= this.log.persisted, 'core: leader counts unpersisted entries');

@@ -83,7 +83,7 @@ export class ReadyDriver<Message> {
     /** Sends that wait for this step's barrier (a committed configuration); null while none must. */
     let held: Outgoing<Message>[] | null = null;
     for (let rounds = 0; this.core.hasReady(); rounds++) {
-      assert(rounds < 1000, `${this.name}: the core keeps producing output`);
+      if (rounds >= 1000) assert(false, `${this.name}: the core keeps producing output`);
       const ready = this.core.ready();
       if (held === null && ready.committedEntries.some((entry) => entry.type === 'config')) held = [];
       for (const outgoing of ready.messages) {

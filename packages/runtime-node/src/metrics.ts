@@ -56,6 +56,23 @@ abstract class Metric<Child> {
   protected abstract create(): Child;
   protected abstract renderChild(values: readonly string[], child: Child, out: string[]): void;
 
+  /** `childOf`'s cache: label value -> series (one-label metrics only). */
+  private readonly byValue = new Map<string, Child>();
+
+  /**
+   * The series of a one-label metric for `value`, for per-event counting (by event or effect type):
+   * one Map lookup and nothing allocated once the series exists, where `child` builds a key string.
+   */
+  childOf(value: string): Child {
+    let child = this.byValue.get(value);
+    if (child === undefined) {
+      if (this.labelNames.length !== 1) throw new TypeError(`metric ${this.name}: childOf needs exactly one label`);
+      child = this.child({ [this.labelNames[0]!]: value });
+      this.byValue.set(value, child);
+    }
+    return child;
+  }
+
   /** The series for these label values, created on first use. */
   child(labels: Labels = {}): Child {
     const values = this.labelNames.map((name) => {

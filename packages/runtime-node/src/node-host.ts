@@ -441,8 +441,8 @@ class NodeHost<State, Message, Request, Response, Config> implements RunningNode
     this.stepping = false;
     this.hostMetrics.stepSeconds.observe((performance.now() - started) / 1000);
     this.hostMetrics.steps.inc();
-    this.hostMetrics.events.inc(1, { type: event.type });
-    for (const effect of effects) this.hostMetrics.effects.inc(1, { type: effect.type });
+    this.hostMetrics.events.childOf(event.type).inc();
+    for (const effect of effects) this.hostMetrics.effects.childOf(effect.type).inc();
     this.options.onStep?.(event, effects);
     this.pipeline.submit(effects);
     this.applyBackpressure();

@@ -661,7 +661,7 @@ export class KvNode {
   }
 
   private applyEntry(entry: Entry, effects: KvEffect[]): void {
-    assert(entry.index === this.appliedIndex + 1, `applyEntry: ${entry.index} after ${this.appliedIndex}`);
+    if (entry.index !== this.appliedIndex + 1) assert(false, `applyEntry: ${entry.index} after ${this.appliedIndex}`);
     this.appliedIndex = entry.index;
     this.config.observer?.applied(this.id, entry);
     const result: KvApplyResult | null = entry.type === 'normal' ? this.machine.apply(entry.index, entry.data) : null;
@@ -826,10 +826,10 @@ export class KvNode {
 
   invariants(): void {
     this.core.invariants();
-    assert(
-      this.appliedIndex === this.core.log.applied,
-      `kv: applied ${this.appliedIndex} != core ${this.core.log.applied}`,
-    );
+    // Run after every step: the message is built only on failure.
+    if (this.appliedIndex !== this.core.log.applied) {
+      assert(false, `kv: applied ${this.appliedIndex} != core ${this.core.log.applied}`);
+    }
     assert(this.pendingWrites.size <= this.config.pendingProposalsMax, 'kv: pending writes over the limit');
     assert(
       this.pendingReadCount + this.readsAwaitingApply.length <= this.config.pendingReadsMax,

@@ -550,3 +550,36 @@ describe('a grpc-go style request block', () => {
     assert.deepEqual(decoder.decode(second), [...expected.slice(0, 12), 'grpc-timeout', '98m']);
   });
 });
+
+describe('literal cache', () => {
+  // Literals repeated in every request are decoded once and then found by their raw bytes; a hit
+  // compares every byte, so a changed or colliding literal still decodes to its own string.
+  test('a literal changed in place in the same buffer decodes to the new string', () => {
+    const decoder = new HpackDecoder();
+    for (const huffman of [false, true]) {
+      const input = block(0x00, str('x-name', huffman), str('value-one', huffman));
+      assert.deepEqual(decoder.decode(input), ['x-name', 'value-one']);
+      const again = block(0x00, str('x-name', huffman), str('value-two', huffman));
+      input.set(again);
+      assert.deepEqual(decoder.decode(input), ['x-name', 'value-two']);
+      assert.deepEqual(decoder.decode(again), ['x-name', 'value-two']);
+    }
+  });
+
+  test('thousands of distinct literals, each decoded twice, raw and Huffman, interleaved', () => {
+    const random = prng(7);
+    const decoder = new HpackDecoder();
+    const texts = Array.from({ length: 3000 }, (_, i) => {
+      const length = 1 + Math.floor(random() * 70);
+      let text = '';
+      for (let j = 0; j < length; j++) text += String.fromCharCode(32 + Math.floor(random() * 95));
+      return `${text}${i}`;
+    });
+    for (let round = 0; round < 2; round++) {
+      for (const [i, text] of texts.entries()) {
+        const huffman = i % 2 === round;
+        assert.deepEqual(decoder.decode(block(0x00, str('n', huffman), str(text, huffman))), ['n', text]);
+      }
+    }
+  });
+});

@@ -273,6 +273,48 @@ function latin1(bytes: Uint8Array, start: number, stop: number): string {
   return buffer.toString('latin1', start, stop);
 }
 
+/**
+ * Decoded string literals by their raw bytes, so a client that repeats the same literal in every
+ * request (":path", "content-type", "te" and "user-agent" sent without indexing, as a stateless
+ * encoder does) costs a byte comparison instead of new strings: up to a string per character for the
+ * short ones, plus the Huffman pass. Direct-mapped, LITERAL_CACHE_SLOTS slots of literals up to
+ * LITERAL_CACHE_BYTES_MAX raw bytes; a hit compares every byte, so it never returns another string.
+ */
+const LITERAL_CACHE_SLOTS = 128;
+const LITERAL_CACHE_BYTES_MAX = 64;
+const literalBytes: (Uint8Array | null)[] = new Array<Uint8Array | null>(LITERAL_CACHE_SLOTS).fill(null);
+const literalHuffman: boolean[] = new Array<boolean>(LITERAL_CACHE_SLOTS).fill(false);
+const literalText: string[] = new Array<string>(LITERAL_CACHE_SLOTS).fill('');
+
+function decodeLiteral(block: Uint8Array, start: number, stop: number, huffman: boolean): string {
+  const length = stop - start;
+  if (length > LITERAL_CACHE_BYTES_MAX) {
+    return huffman ? huffmanDecodeRange(block, start, stop) : latin1(block, start, stop);
+  }
+  let hash = huffman ? 0x9e3779b1 : 0x811c9dc5;
+  for (let i = start; i < stop; i++) hash = Math.imul(hash ^ block[i]!, 0x01000193);
+  const slot = (hash ^ (hash >>> 15)) & (LITERAL_CACHE_SLOTS - 1);
+  const cached = literalBytes[slot];
+  if (cached !== null && cached !== undefined && cached.length === length && literalHuffman[slot] === huffman) {
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (cached[i] !== block[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return literalText[slot]!;
+  }
+  const text = huffman ? huffmanDecodeRange(block, start, stop) : latin1(block, start, stop);
+  // A copy: `block` may be a view of a buffer that is reused (Buffer#slice would also be a view).
+  const copy = new Uint8Array(length);
+  copy.set(block.subarray(start, stop));
+  literalBytes[slot] = copy;
+  literalHuffman[slot] = huffman;
+  literalText[slot] = text;
+  return text;
+}
+
 export class HpackDecoder {
   private readonly tableSizeMax: number;
   private readonly headerListBytesMax: number;
@@ -402,7 +444,7 @@ export class HpackDecoder {
     const stop = start + length;
     if (stop > block.length) throw new HpackError(`string of ${length} bytes past the end of the block`);
     this.pos = stop;
-    return huffman ? huffmanDecodeRange(block, start, stop) : latin1(block, start, stop);
+    return decodeLiteral(block, start, stop, huffman);
   }
 
   /** The ring slot of dynamic index `index` (62 is the newest entry). */
