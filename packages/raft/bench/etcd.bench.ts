@@ -5,11 +5,13 @@
  * directory, started here and stopped by PID.
  *
  * Both are driven by the SAME load generator and client code: `EtcdClient` (etcd's gRPC API over
- * node:http2) in a separate process (`load-generator.ts`), against etcd's own gRPC port and the dsys
- * nodes' etcd gateways. dsys is also driven through its native RPC client (`KvClient`) for reference.
+ * our own HTTP/2 client, `GrpcChannel`) in a separate process (`load-generator.ts`), against etcd's
+ * own gRPC port and the dsys nodes' etcd gateways. dsys is also driven through its native RPC client
+ * (`KvClient`) for reference.
  * Workload, as in etcd's performance guide (Documentation/op-guide/performance.md): 10,000 keys,
  * 256-byte values; puts to the leader (etcd's benchmark --target-leader); linearizable single-key
- * ranges to every member; 1 and 64 concurrent clients, the 64 sharing 8 connections. Closed loop.
+ * ranges to every member (one client: to a follower); 1 and 64 concurrent clients, the 64 sharing 8
+ * connections. Closed loop.
  *
  * The machine is shared and noisy, so runs interleave: in each round every workload runs once on
  * each system, one after the other (the order rotates per round), and the median round is reported.
@@ -212,6 +214,17 @@ class LoadGenerator {
   }
 }
 
+/**
+ * Where reads go. A single connection reads from one member: a follower, pinned, so that every run
+ * measures the same path (a ReadIndex round trip to the leader) whichever member won the election;
+ * before, it was the first member, a leader in some runs and a follower in others. Many clients
+ * spread over every member; the native client picks its own.
+ */
+function readEndpoints(system: System, workload: Workload, targets: Targets): readonly string[] {
+  if (system === 'native' || workload.clients > 1) return targets.all;
+  return [targets.all.find((endpoint) => endpoint !== targets.leader) ?? targets.leader];
+}
+
 function job(system: System, workload: Workload, targets: Targets): LoadJob {
   return {
     system: system === 'native' ? 'native' : 'etcd',
@@ -219,7 +232,7 @@ function job(system: System, workload: Workload, targets: Targets): LoadJob {
     clients: workload.clients,
     connections: workload.clients === 1 ? 1 : CONNECTIONS_FOR_MANY,
     writeEndpoints: [targets.leader],
-    readEndpoints: targets.all,
+    readEndpoints: readEndpoints(system, workload, targets),
     keys: KEYS,
     valueBytes: VALUE_BYTES,
     warmupMs: WARMUP_MS,

@@ -5,8 +5,8 @@
  * previous one is answered) and answers with a `LoadResult`, including its own CPU time, so that the
  * parent can tell whether the generator itself was the bottleneck.
  *
- * The same code drives real etcd and the dsys gateway (`EtcdClient`: gRPC over node:http2); `native`
- * jobs drive dsys through its own RPC client (`KvClient`) for reference.
+ * The same code drives real etcd and the dsys gateway (`EtcdClient`: gRPC over our own HTTP/2
+ * client); `native` jobs drive dsys through its own RPC client (`KvClient`) for reference.
  */
 import { percentile } from '@dsys/benchkit';
 import { EtcdClient, KvClient } from '@dsys/raft/real';
