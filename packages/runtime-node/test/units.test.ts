@@ -123,6 +123,22 @@ test('metrics: text format, label escaping, cumulative histogram, collectors, na
   assert.throws(() => counter.inc(-1, { kind: 'a' }), RangeError);
 });
 
+test('metrics: childOf is the same series as child with that one label, and refuses other label counts', () => {
+  const registry = new MetricsRegistry();
+  const events = registry.counter('events_total', 'Events by type', ['type']);
+  events.childOf('tick').inc();
+  events.childOf('tick').inc(2);
+  events.child({ type: 'tick' }).inc();
+  events.inc(5, { type: 'receive' });
+  events.childOf('receive').inc();
+  assert.equal(events.childOf('tick'), events.child({ type: 'tick' }));
+  const text = registry.render();
+  assert.match(text, /^events_total\{type="tick"\} 4$/m);
+  assert.match(text, /^events_total\{type="receive"\} 6$/m);
+  assert.throws(() => registry.counter('plain_total', 'No labels').childOf('x'), /exactly one label/);
+  assert.throws(() => registry.counter('pair_total', 'Two labels', ['a', 'b']).childOf('x'), /exactly one label/);
+});
+
 test('logger: one JSON object per line, level filter, child fields, core keys win', () => {
   const lines: string[] = [];
   const logger = new Logger({ level: 'info', node: 3, sink: (line) => lines.push(line) });

@@ -286,16 +286,18 @@ const literalBytes: (Uint8Array | null)[] = new Array<Uint8Array | null>(LITERAL
 const literalHuffman: boolean[] = new Array<boolean>(LITERAL_CACHE_SLOTS).fill(false);
 const literalText: string[] = new Array<string>(LITERAL_CACHE_SLOTS).fill('');
 
+function decodeLiteralOnce(block: Uint8Array, start: number, stop: number, huffman: boolean): string {
+  return huffman ? huffmanDecodeRange(block, start, stop) : latin1(block, start, stop);
+}
+
 function decodeLiteral(block: Uint8Array, start: number, stop: number, huffman: boolean): string {
   const length = stop - start;
-  if (length > LITERAL_CACHE_BYTES_MAX) {
-    return huffman ? huffmanDecodeRange(block, start, stop) : latin1(block, start, stop);
-  }
+  if (length > LITERAL_CACHE_BYTES_MAX) return decodeLiteralOnce(block, start, stop, huffman);
   let hash = huffman ? 0x9e3779b1 : 0x811c9dc5;
   for (let i = start; i < stop; i++) hash = Math.imul(hash ^ block[i]!, 0x01000193);
   const slot = (hash ^ (hash >>> 15)) & (LITERAL_CACHE_SLOTS - 1);
   const cached = literalBytes[slot];
-  if (cached !== null && cached !== undefined && cached.length === length && literalHuffman[slot] === huffman) {
+  if (cached != null && cached.length === length && literalHuffman[slot] === huffman) {
     let same = true;
     for (let i = 0; i < length; i++) {
       if (cached[i] !== block[start + i]) {
@@ -305,7 +307,7 @@ function decodeLiteral(block: Uint8Array, start: number, stop: number, huffman: 
     }
     if (same) return literalText[slot]!;
   }
-  const text = huffman ? huffmanDecodeRange(block, start, stop) : latin1(block, start, stop);
+  const text = decodeLiteralOnce(block, start, stop, huffman);
   // A copy: `block` may be a view of a buffer that is reused (Buffer#slice would also be a view).
   const copy = new Uint8Array(length);
   copy.set(block.subarray(start, stop));
